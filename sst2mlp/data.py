@@ -1,0 +1,147 @@
+"""SST-2 train and dev splits, from the Hugging Face hub or a local folder.
+
+Both sources go through `datasets` and end as the same `Split` objects:
+sentences plus 0/1 labels. A local folder holds either GLUE's `train.tsv` and
+`dev.tsv`, or the hub's parquet files (`train-*.parquet`, `validation-*.parquet`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HUB_NAME = "stanfordnlp/sst2"
+DATA_DIR_ENV = "SST2_DATA_DIR"
+TSV_HEADER = ("sentence", "label")
+TSV_FILES = {"train": "train.tsv", "dev": "dev.tsv"}
+PARQUET_PREFIXES = {"train": "train", "dev": "validation"}  # the hub calls dev "validation"
+HOW_TO_POINT_LOCAL = (
+    f"point at a local copy of SST-2 with the pytest option --sst2-data DIR or the "
+    f"environment variable {DATA_DIR_ENV}=DIR; DIR holds GLUE's train.tsv and dev.tsv "
+    f"(or the hub's train-*.parquet and validation-*.parquet)"
+)
+
+
+class DataError(ValueError):
+    """The SST-2 source is missing, unreachable or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    sentences: list[str]
+    labels: np.ndarray  # int64, 0 negative / 1 positive
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def head(self, n: int) -> "Split":
+        return Split(self.name, self.sentences[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class SST2:
+    train: Split
+    dev: Split
+    source: str  # the hub name or the local folder, for logs and extra_info
+
+    def describe(self) -> str:
+        return f"SST-2 from {self.source}: train {len(self.train):,} rows, dev {len(self.dev):,} rows"
+
+
+def resolve_data_dir(option: str | os.PathLike | None = None) -> Path | None:
+    """The local folder to read: an explicit option first, then $SST2_DATA_DIR, else None (the hub)."""
+    value = option if option not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
+    return Path(value).expanduser() if value is not None else None
+
+
+def load_sst2(data_dir: str | os.PathLike | None = None) -> SST2:
+    """Load train and dev; `data_dir` (or $SST2_DATA_DIR) selects a local folder over the hub."""
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        return _load_hub()
+    return _load_folder(folder)
+
+
+def _load_hub() -> SST2:
+    import datasets
+
+    try:
+        splits = datasets.load_dataset(HUB_NAME)
+    except (ConnectionError, OSError) as error:
+        raise DataError(
+            f"cannot download {HUB_NAME} from the Hugging Face hub ({type(error).__name__}: {error}); "
+            f"{HOW_TO_POINT_LOCAL}"
+        ) from None
+    return SST2(
+        train=_split_from_dataset("train", splits["train"], f"{HUB_NAME}:train"),
+        dev=_split_from_dataset("dev", splits["validation"], f"{HUB_NAME}:validation"),
+        source=HUB_NAME,
+    )
+
+
+def _load_folder(folder: Path) -> SST2:
+    if not folder.is_dir():
+        raise DataError(f"SST-2 folder {folder} does not exist or is not a folder; {HOW_TO_POINT_LOCAL}")
+    tsv_paths = {split: folder / name for split, name in TSV_FILES.items()}
+    if any(path.exists() for path in tsv_paths.values()):
+        missing = [str(path) for path in tsv_paths.values() if not path.is_file()]
+        if missing:
+            raise DataError(f"SST-2 file {', '.join(missing)} is missing; expected train.tsv and dev.tsv in {folder}")
+        splits = {split: _split_from_dataset(split, read_glue_tsv(path), str(path)) for split, path in tsv_paths.items()}
+    else:
+        splits = {split: _split_from_dataset(split, *_read_parquet(folder, prefix)) for split, prefix in PARQUET_PREFIXES.items()}
+    return SST2(train=splits["train"], dev=splits["dev"], source=str(folder))
+
+
+def read_glue_tsv(path: Path):
+    """Parse a GLUE-format SST-2 file strictly, naming the file and line of the first problem."""
+    import datasets
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: bytes that are not UTF-8 ({error.reason}); expected a UTF-8 text file") from None
+    lines = text.splitlines()
+    if not lines or tuple(lines[0].split("\t")) != TSV_HEADER:
+        found = repr(lines[0][:80]) if lines else "an empty file"
+        raise DataError(f"{path}, line 1: expected the header 'sentence<TAB>label', found {found}")
+    sentences, labels = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataError(f"{path}, line {number}: expected 2 tab-separated columns (sentence, label), found {len(fields)}")
+        if fields[1] not in ("0", "1"):
+            raise DataError(f"{path}, line {number}: label must be 0 or 1, found {fields[1]!r}")
+        sentences.append(fields[0])
+        labels.append(int(fields[1]))
+    return datasets.Dataset.from_dict({"sentence": sentences, "label": labels})
+
+
+def _read_parquet(folder: Path, prefix: str):
+    import datasets
+
+    files = sorted(folder.glob(f"**/{prefix}-*.parquet"))
+    if not files:
+        raise DataError(
+            f"SST-2 folder {folder} holds neither train.tsv and dev.tsv nor {prefix}-*.parquet; {HOW_TO_POINT_LOCAL}"
+        )
+    dataset = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    missing = {"sentence", "label"} - set(dataset.column_names)
+    if missing:
+        raise DataError(f"{files[0]}: expected columns 'sentence' and 'label', missing {sorted(missing)}")
+    return dataset, ", ".join(str(f) for f in files)
+
+
+def _split_from_dataset(name: str, dataset, origin: str) -> Split:
+    if len(dataset) == 0:
+        raise DataError(f"{origin}: the {name} split is empty; expected at least one labelled sentence")
+    labels = np.asarray(dataset["label"], dtype=np.int64)
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        raise DataError(f"{origin}: row {bad[0]} has label {labels[bad[0]]}; expected 0 or 1 (an unlabelled test split?)")
+    return Split(name=name, sentences=list(dataset["sentence"]), labels=labels)

@@ -1,0 +1,86 @@
+"""Training and evaluation: Adam, batch 64, 2 epochs, binary cross-entropy on the logit."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .features import BagOfWords
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    fused_adam: bool = True  # same update as default Adam, one kernel over all parameters
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epoch_seconds: list[float]
+    epoch_losses: list[float]  # mean batch loss of each epoch
+    train_accuracy: float  # over the final epoch's batches, as the model saw them during training
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.epoch_seconds)
+
+    @property
+    def final_loss(self) -> float:
+        return self.epoch_losses[-1]
+
+
+def batch_inputs(model: nn.Module, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
+    """What `model` takes for these rows: the model's own `inputs(bags)`, else a dense count matrix."""
+    to_inputs = getattr(model, "inputs", None)
+    return to_inputs(bags) if to_inputs is not None else (bags.dense(),)
+
+
+def train(model: nn.Module, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig = TrainConfig()) -> TrainResult:
+    """Train in place; rows are shuffled each epoch by a generator seeded with `config.seed`."""
+    if len(bags) != len(labels):
+        raise ValueError(f"{len(bags)} feature rows but {len(labels)} labels")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    targets = labels.to(torch.float32)
+    model.train()
+    epoch_seconds, epoch_losses = [], []
+    for _ in range(config.epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(bags), generator=shuffle)
+        epoch_bags, epoch_targets = bags.permute(order), targets[order]
+        loss_sum, correct, num_batches = torch.zeros(()), torch.zeros((), dtype=torch.int64), 0
+        for begin in range(0, len(bags), config.batch_size):
+            end = min(begin + config.batch_size, len(bags))
+            batch_targets = epoch_targets[begin:end]
+            logits = model(*batch_inputs(model, epoch_bags.rows(begin, end)))
+            loss = F.binary_cross_entropy_with_logits(logits, batch_targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                loss_sum += loss.detach()
+                correct += ((logits > 0) == (batch_targets > 0.5)).sum()
+            num_batches += 1
+        epoch_seconds.append(time.perf_counter() - start)
+        epoch_losses.append(loss_sum.item() / num_batches)
+    model.eval()
+    return TrainResult(epoch_seconds, epoch_losses, correct.item() / len(bags))
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, bags: BagOfWords, batch_size: int = 1024) -> torch.Tensor:
+    model.eval()
+    chunks = [model(*batch_inputs(model, bags.rows(b, min(b + batch_size, len(bags))))) for b in range(0, len(bags), batch_size)]
+    return torch.cat(chunks)
+
+
+def accuracy(model: nn.Module, bags: BagOfWords, labels: torch.Tensor) -> float:
+    """Share of rows where sigmoid(logit) > 0.5 (that is, logit > 0) matches the 0/1 label."""
+    predictions = predict_logits(model, bags) > 0
+    return (predictions == labels.bool()).float().mean().item()
