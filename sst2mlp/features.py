@@ -109,7 +109,9 @@ class BagOfWords:
         return out
 
     def to_sparse_csr(self) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.offsets, self.indices, self.counts, size=(len(self), self.vocab_size))
+        return torch.sparse_csr_tensor(
+            self.offsets, self.indices, self.counts, size=(len(self), self.vocab_size), check_invariants=True
+        )
 
 
 def bag_of_words(text: EncodedText, vocab_size: int) -> BagOfWords:

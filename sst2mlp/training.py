@@ -41,11 +41,21 @@ def batch_inputs(model: nn.Module, bags: BagOfWords) -> tuple[torch.Tensor, ...]
     return to_inputs(bags) if to_inputs is not None else (bags.dense(),)
 
 
-def train(model: nn.Module, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig = TrainConfig()) -> TrainResult:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
+
+
+def train(
+    model: nn.Module,
+    bags: BagOfWords,
+    labels: torch.Tensor,
+    config: TrainConfig = TrainConfig(),
+    optimizer: torch.optim.Optimizer | None = None,
+) -> TrainResult:
     """Train in place; rows are shuffled each epoch by a generator seeded with `config.seed`."""
     if len(bags) != len(labels):
         raise ValueError(f"{len(bags)} feature rows but {len(labels)} labels")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
+    optimizer = optimizer or make_optimizer(model, config)
     shuffle = torch.Generator().manual_seed(config.seed)
     targets = labels.to(torch.float32)
     model.train()

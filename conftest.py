@@ -1,0 +1,90 @@
+"""pytest options and hooks of the sst2mlp suite; the work is done by sst2mlp.suite."""
+import pytest
+import torch
+
+from sst2mlp import DataError
+from sst2mlp.model import ModelConfig
+from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, update_machine_info
+
+OPTIONS = {
+    "--sst2-layers": ("1,2,4", "hidden layer counts of the grid, comma-separated"),
+    "--sst2-widths": ("128,256,512", "hidden sizes of the grid, comma-separated"),
+    "--sst2-vocabs": ("1000,5000,10000", "vocabulary sizes of the grid, comma-separated"),
+    "--sst2-threads": ("1", "torch thread counts; several values add a thread axis"),
+    "--sst2-train-rounds": ("4", "measured 2-epoch trainings per configuration, after one warm-up training"),
+    "--sst2-train-limit": (None, "train on only the first N training examples (smoke runs)"),
+    "--sst2-latency-rounds": ("1744", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
+    "--sst2-data": (None, "local SST-2 folder (GLUE train.tsv/dev.tsv or hub parquet); default $SST2_DATA_DIR, else the hub"),
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sst2mlp", "sst2mlp benchmark suite")
+    for name, (default, help_text) in OPTIONS.items():
+        shown = f" (default: {default})" if default else ""
+        group.addoption(name, default=default, metavar="N" if name != "--sst2-data" else "DIR", help=help_text + shown)
+
+
+def pytest_configure(config):
+    values = {name[len("--sst2-"):].replace("-", "_"): config.getoption(name) for name in OPTIONS}
+    values["data_dir"] = values.pop("data")
+    try:
+        config.sst2_options = SuiteOptions.parse(**values)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_generate_tests(metafunc):
+    options = metafunc.config.sst2_options
+    if "model_config" in metafunc.fixturenames:
+        grid = options.grid()
+        metafunc.parametrize(
+            "num_layers,hidden_size,vocab_size",
+            [(c.num_layers, c.hidden_size, c.vocab_size) for c in grid],
+            ids=[c.id for c in grid],
+        )
+    if "pinned_threads" in metafunc.fixturenames:
+        metafunc.parametrize("threads", options.threads, ids=[f"T{t}" for t in options.threads])
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    update_machine_info(machine_info, config.sst2_options)
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig):
+    return Suite(pytestconfig.sst2_options)
+
+
+@pytest.fixture(scope="session")
+def sst2(suite):
+    try:
+        return suite.data
+    except DataError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def model_config(num_layers, hidden_size, vocab_size):
+    return ModelConfig(num_layers, hidden_size, vocab_size)
+
+
+@pytest.fixture
+def pinned_threads(threads):
+    """Run the test with exactly `threads` torch threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield threads
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def training_runs(suite, sst2, model_config):
+    return TrainingRuns(suite, model_config)
+
+
+@pytest.fixture
+def described_benchmark(benchmark, suite, sst2, model_config, pinned_threads):
+    """The benchmark fixture; after the test its extra_info gets the configuration's costs and accuracy."""
+    yield benchmark
+    benchmark.extra_info.update(suite.extra_info(model_config, pinned_threads))
