@@ -4,6 +4,7 @@ import torch
 
 from sst2mlp import DataError
 from sst2mlp.model import ModelConfig
+from sst2mlp.impls import IMPLS, TRAINABLE, trained_as
 from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, update_machine_info
 
 OPTIONS = {
@@ -11,6 +12,7 @@ OPTIONS = {
     "--sst2-widths": ("128,256,512", "hidden sizes of the grid, comma-separated"),
     "--sst2-vocabs": ("1000,5000,10000", "vocabulary sizes of the grid, comma-separated"),
     "--sst2-threads": ("1", "torch thread counts; several values add a thread axis"),
+    "--sst2-impls": (",".join(IMPLS), "implementations; training runs for the trainable ones (dense, sparse)"),
     "--sst2-train-rounds": ("4", "measured 2-epoch trainings per configuration, after one warm-up training"),
     "--sst2-train-limit": (None, "train on only the first N training examples (smoke runs)"),
     "--sst2-latency-rounds": ("1744", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
@@ -45,6 +47,10 @@ def pytest_generate_tests(metafunc):
         )
     if "pinned_threads" in metafunc.fixturenames:
         metafunc.parametrize("threads", options.threads, ids=[f"T{t}" for t in options.threads])
+    explicit = {name.strip() for mark in metafunc.definition.iter_markers("parametrize") for name in mark.args[0].split(",")}
+    if "impl" in metafunc.fixturenames and "impl" not in explicit:
+        trains = "training_runs" in metafunc.fixturenames
+        metafunc.parametrize("impl", [i for i in options.impls if i in TRAINABLE or not trains])
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -79,12 +85,17 @@ def pinned_threads(threads):
 
 
 @pytest.fixture
-def training_runs(suite, sst2, model_config):
-    return TrainingRuns(suite, model_config)
+def training_runs(suite, sst2, model_config, impl, pinned_threads):
+    return TrainingRuns(suite, model_config, sparse=trained_as(impl) == "sparse")
 
 
 @pytest.fixture
-def described_benchmark(benchmark, suite, sst2, model_config, pinned_threads):
+def variant(suite, sst2, model_config, impl, pinned_threads):
+    return suite.variant(model_config, impl)[0]
+
+
+@pytest.fixture
+def described_benchmark(benchmark, suite, sst2, model_config, impl, pinned_threads):
     """The benchmark fixture; after the test its extra_info gets the configuration's costs and accuracy."""
     yield benchmark
-    benchmark.extra_info.update(suite.extra_info(model_config, pinned_threads))
+    benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads))

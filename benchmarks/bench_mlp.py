@@ -1,16 +1,26 @@
-"""CPU training time and batch-1 inference latency over layers x width x vocabulary.
+"""CPU training time, batch-1 latency and batched throughput over layers x width x vocabulary x impl.
 
-Training runs first so that its warm-up round provides the model that the
-accuracy and the inference benchmark use (one training per configuration less).
+Training runs first so that its warm-up round provides the model that accuracy,
+latency and throughput use: no configuration is trained more than its rounds need.
 """
+import math
+
 import pytest
 import torch
 
-from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, SingleExamples, percentiles
+from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles
+from sst2mlp.training import TrainConfig
+
+THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
+
+
+def batch_id(size):
+    return f"B{size}"
 
 
 @pytest.mark.benchmark(group="training")
-def test_training(described_benchmark, training_runs, pytestconfig):
+@pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=batch_id)
+def test_training(described_benchmark, training_runs, pytestconfig, batch_size):
     described_benchmark.pedantic(
         training_runs.run,
         setup=training_runs.setup,
@@ -18,19 +28,34 @@ def test_training(described_benchmark, training_runs, pytestconfig):
         warmup_rounds=1,
         rounds=pytestconfig.sst2_options.train_rounds,
     )
-    measured = training_runs.results[1:]
-    described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in measured]
+    described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in training_runs.results[1:]]
 
 
 @pytest.mark.benchmark(group="inference")
-def test_inference(described_benchmark, suite, model_config, pytestconfig):
-    model = suite.model_for(model_config).model.eval()
-    examples = SingleExamples(model, suite.features(model_config.vocab_size).dev)
+@pytest.mark.parametrize("batch_size", [1], ids=batch_id)
+def test_inference(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
+    examples = CyclingInputs(variant, suite.features(model_config.vocab_size).dev, batch_size)
     with torch.inference_mode():
         described_benchmark.pedantic(
-            model,
+            variant.module,
             setup=examples.next,
             warmup_rounds=LATENCY_WARMUP_EXAMPLES,
             rounds=pytestconfig.sst2_options.latency_rounds,
         )
     described_benchmark.extra_info.update(percentiles(described_benchmark.stats.stats.data))
+
+
+@pytest.mark.benchmark(group="throughput")
+@pytest.mark.parametrize("batch_size", [64, "dev"], ids=batch_id)
+def test_throughput(described_benchmark, variant, suite, model_config, batch_size):
+    dev = suite.features(model_config.vocab_size).dev
+    batches = CyclingInputs(variant, dev, len(dev) if batch_size == "dev" else batch_size)
+    with torch.inference_mode():
+        described_benchmark.pedantic(
+            variant.module,
+            setup=batches.next,
+            warmup_rounds=2,
+            rounds=max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size)),
+        )
+    described_benchmark.extra_info["batch_examples"] = batches.batch_size
+    described_benchmark.extra_info["examples_per_second"] = batches.batch_size / described_benchmark.stats.stats.median

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 from torch import nn
+
+from .features import BagOfWords
 
 
 @dataclass(frozen=True)
@@ -24,29 +28,63 @@ class ModelConfig:
         return f"L{self.num_layers}-H{self.hidden_size}-V{self.vocab_size}"
 
 
-class MLP(nn.Module):
-    """Input projection, `num_layers` hidden layers, one output logit; ReLU after all but the last."""
+class SparseLinear(nn.Module):
+    """x @ W.T + b for count vectors given as (indices, offsets, counts): nn.EmbeddingBag(mode="sum") plus a bias.
 
-    def __init__(self, num_layers: int, hidden_size: int, vocab_size: int):
+    Same function and same initial distribution as nn.Linear(in_features, out_features)
+    (uniform within 1/sqrt(in_features)), but it touches only the words present.
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.bag = nn.EmbeddingBag(in_features, out_features, mode="sum", include_last_offset=True)
+        self.bias = nn.Parameter(torch.empty(out_features))
+        bound = 1 / math.sqrt(in_features)
+        nn.init.uniform_(self.bag.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, indices: torch.Tensor, offsets: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return self.bag(indices, offsets, per_sample_weights=counts) + self.bias
+
+
+class MLP(nn.Module):
+    """Input projection, `num_layers` hidden layers, one output logit; ReLU after all but the last.
+
+    `sparse=True` computes the same function with a SparseLinear input layer fed word indices.
+    """
+
+    def __init__(self, num_layers: int, hidden_size: int, vocab_size: int, sparse: bool = False):
         super().__init__()
         self.config = ModelConfig(num_layers, hidden_size, vocab_size)
-        self.input = nn.Linear(vocab_size, hidden_size)
+        self.sparse = sparse
+        self.input = SparseLinear(vocab_size, hidden_size) if sparse else nn.Linear(vocab_size, hidden_size)
         self.hidden = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(num_layers))
         self.output = nn.Linear(hidden_size, 1)
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> "MLP":
-        return cls(config.num_layers, config.hidden_size, config.vocab_size)
+    def from_config(cls, config: ModelConfig, sparse: bool = False) -> "MLP":
+        return cls(config.num_layers, config.hidden_size, config.vocab_size, sparse=sparse)
 
-    def head(self, h: torch.Tensor) -> torch.Tensor:
-        """Everything after the input layer's affine map: the logits, shape (batch,)."""
-        h = torch.relu(h)
+    def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
+        """The forward arguments for these rows: a dense count matrix, or (indices, offsets, counts)."""
+        return (bags.indices, bags.offsets, bags.counts) if self.sparse else (bags.dense(),)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.input(*inputs))
         for layer in self.hidden:
             h = torch.relu(layer(h))
         return self.output(h).squeeze(-1)
 
-    def forward(self, bags: torch.Tensor) -> torch.Tensor:
-        return self.head(self.input(bags))
+
+def convert(model: MLP, sparse: bool) -> MLP:
+    """A copy of `model` with a dense or a sparse input layer and the same parameters."""
+    state = dict(model.state_dict())
+    weight = state.pop("input.bag.weight").T if model.sparse else state.pop("input.weight")  # (hidden, vocab)
+    state["input.bag.weight" if sparse else "input.weight"] = (weight.T if sparse else weight).contiguous()
+    copy = MLP.from_config(model.config, sparse=sparse)
+    copy.load_state_dict(state)
+    return copy.train(model.training)
 
 
 def linear_flops(in_features: int, out_features: int) -> int:
@@ -56,7 +94,8 @@ def linear_flops(in_features: int, out_features: int) -> int:
 
 def count_flops(model: nn.Module) -> int:
     """FLOPs per example as the report counts them: sum of 2mn + n over the Linear layers, ReLU ignored."""
-    return sum(linear_flops(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear))
+    layers = (m for m in model.modules() if isinstance(m, (nn.Linear, SparseLinear)))
+    return sum(linear_flops(m.in_features, m.out_features) for m in layers)
 
 
 def count_params(model: nn.Module) -> int:

@@ -19,8 +19,9 @@ import torch
 
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
+from .impls import IMPLS, Variant, check_impls, effective_flops, make_variant, trained_as
 from .model import MLP, ModelConfig, count_flops, count_params
-from .training import TrainConfig, TrainResult, accuracy, batch_inputs, make_optimizer, train
+from .training import TrainConfig, TrainResult, accuracy, make_optimizer, train
 
 REFERENCE_LAYERS = (1, 2, 4)
 REFERENCE_WIDTHS = (128, 256, 512)
@@ -49,12 +50,21 @@ def parse_positive_int(text: str, option: str) -> int:
     return values[0]
 
 
+def parse_impls(text: str) -> tuple[str, ...]:
+    names = [item.strip() for item in str(text).split(",")]
+    try:
+        return check_impls(names)
+    except ValueError as error:
+        raise ValueError(f"--sst2-impls: {error}; got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     layers: tuple[int, ...] = REFERENCE_LAYERS
     widths: tuple[int, ...] = REFERENCE_WIDTHS
     vocabs: tuple[int, ...] = REFERENCE_VOCABS
     threads: tuple[int, ...] = (1,)
+    impls: tuple[str, ...] = IMPLS
     train_rounds: int = 4
     train_limit: int | None = None  # only the first N training examples (smoke runs)
     latency_rounds: int = 1744  # two passes over the 872 dev examples, one example per round
@@ -62,12 +72,13 @@ class SuiteOptions:
     seed: int = 0
 
     @classmethod
-    def parse(cls, layers, widths, vocabs, threads, train_rounds, train_limit, latency_rounds, data_dir) -> "SuiteOptions":
+    def parse(cls, layers, widths, vocabs, threads, impls, train_rounds, train_limit, latency_rounds, data_dir) -> "SuiteOptions":
         return cls(
             layers=parse_positive_ints(layers, "--sst2-layers"),
             widths=parse_positive_ints(widths, "--sst2-widths"),
             vocabs=parse_positive_ints(vocabs, "--sst2-vocabs"),
             threads=parse_positive_ints(threads, "--sst2-threads"),
+            impls=parse_impls(impls),
             train_rounds=parse_positive_int(train_rounds, "--sst2-train-rounds"),
             train_limit=None if train_limit in (None, "") else parse_positive_int(train_limit, "--sst2-train-limit"),
             latency_rounds=parse_positive_int(latency_rounds, "--sst2-latency-rounds"),
@@ -88,7 +99,8 @@ class TrainedModel:
 @dataclass
 class Suite:
     options: SuiteOptions
-    trained: dict[ModelConfig, TrainedModel] = field(default_factory=dict)
+    trained: dict[tuple[ModelConfig, bool], TrainedModel] = field(default_factory=dict)  # key: (config, sparse)
+    variants: dict[tuple[ModelConfig, str], tuple[Variant, float]] = field(default_factory=dict)
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
 
     @cached_property
@@ -117,9 +129,9 @@ class Suite:
     def train_config(self) -> TrainConfig:
         return TrainConfig(seed=self.options.seed)
 
-    def new_model(self, config: ModelConfig) -> MLP:
+    def new_model(self, config: ModelConfig, sparse: bool) -> MLP:
         torch.manual_seed(self.options.seed)
-        return MLP.from_config(config)
+        return MLP.from_config(config, sparse=sparse)
 
     def fit(self, model: MLP, optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
         features = self.features(model.config.vocab_size)
@@ -127,26 +139,39 @@ class Suite:
         return train(model, features.train, self.train_labels, self.train_config, optimizer)
 
     def keep(self, model: MLP, result: TrainResult) -> None:
-        """Keep the first trained model of each configuration, with its dev accuracy."""
-        if model.config not in self.trained:
+        """Keep the first trained model of each configuration and input form, with its dev accuracy."""
+        key = (model.config, model.sparse)
+        if key not in self.trained:
             dev = self.features(model.config.vocab_size).dev
-            self.trained[model.config] = TrainedModel(model, result, accuracy(model, dev, self.dev_labels))
+            self.trained[key] = TrainedModel(model, result, accuracy(model, dev, self.dev_labels))
 
-    def model_for(self, config: ModelConfig) -> TrainedModel:
-        if config not in self.trained:
-            model = self.new_model(config)
+    def model_for(self, config: ModelConfig, sparse: bool = False) -> TrainedModel:
+        if (config, sparse) not in self.trained:
+            model = self.new_model(config, sparse)
             self.keep(model, self.fit(model))
-        return self.trained[config]
+        return self.trained[(config, sparse)]
 
-    def extra_info(self, config: ModelConfig, threads: int) -> dict:
-        trained = self.model_for(config)
+    def variant(self, config: ModelConfig, impl: str) -> tuple[Variant, float]:
+        """The impl's form of the trained model, with its own dev accuracy (int8 differs from dense)."""
+        if (config, impl) not in self.variants:
+            trained = self.model_for(config, sparse=trained_as(impl) == "sparse")
+            dev = self.features(config.vocab_size).dev
+            variant = make_variant(impl, trained.model, dev)
+            self.variants[(config, impl)] = variant, accuracy(variant, dev, self.dev_labels)
+        return self.variants[(config, impl)]
+
+    def extra_info(self, config: ModelConfig, impl: str, threads: int) -> dict:
+        trained = self.model_for(config, sparse=trained_as(impl) == "sparse")
+        _, impl_accuracy = self.variant(config, impl)
         return {
             "num_layers": config.num_layers,
             "hidden_size": config.hidden_size,
             "vocab_size": config.vocab_size,
+            "impl": impl,
             "flops": count_flops(trained.model),
+            "effective_flops": effective_flops(impl, config, self.features(config.vocab_size).dev),
             "params": count_params(trained.model),
-            "accuracy": trained.accuracy,
+            "accuracy": impl_accuracy,
             "train_accuracy": trained.result.train_accuracy,
             "final_loss": trained.result.final_loss,
             "threads": threads,
@@ -162,13 +187,13 @@ class TrainingRuns:
     Only `run` is timed; setup builds the model and optimizer, teardown keeps the first model.
     """
 
-    def __init__(self, suite: Suite, config: ModelConfig):
-        self.suite, self.config = suite, config
+    def __init__(self, suite: Suite, config: ModelConfig, sparse: bool):
+        self.suite, self.config, self.sparse = suite, config, sparse
         self.suite.features(config.vocab_size)  # featurize before any timing
         self.results: list[TrainResult] = []
 
     def setup(self):
-        model = self.suite.new_model(self.config)
+        model = self.suite.new_model(self.config, self.sparse)
         return (model, make_optimizer(model, self.suite.train_config)), {}
 
     def run(self, model: MLP, optimizer: torch.optim.Optimizer) -> TrainResult:
@@ -179,11 +204,18 @@ class TrainingRuns:
         self.suite.keep(model, self.results[-1])
 
 
-class SingleExamples:
-    """Model inputs for one dev example at a time, built before timing; `next` cycles through them."""
+class CyclingInputs:
+    """Model inputs for consecutive row blocks of the dev set, built before timing; `next` cycles through them.
 
-    def __init__(self, model: torch.nn.Module, dev: BagOfWords):
-        self.inputs = [batch_inputs(model, dev.rows(i, i + 1)) for i in range(len(dev))]
+    batch_size 1 gives single-example latency; rows that do not fill a last block are left out.
+    """
+
+    def __init__(self, variant: Variant, dev: BagOfWords, batch_size: int):
+        if batch_size > len(dev):
+            raise ValueError(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
+        self.batch_size = batch_size
+        starts = range(0, len(dev) - batch_size + 1, batch_size)
+        self.inputs = [variant.inputs(dev.rows(start, start + batch_size)) for start in starts]
         self.position = -1
 
     def next(self):

@@ -35,12 +35,6 @@ class TrainResult:
         return self.epoch_losses[-1]
 
 
-def batch_inputs(model: nn.Module, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-    """What `model` takes for these rows: the model's own `inputs(bags)`, else a dense count matrix."""
-    to_inputs = getattr(model, "inputs", None)
-    return to_inputs(bags) if to_inputs is not None else (bags.dense(),)
-
-
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
 
@@ -68,7 +62,7 @@ def train(
         for begin in range(0, len(bags), config.batch_size):
             end = min(begin + config.batch_size, len(bags))
             batch_targets = epoch_targets[begin:end]
-            logits = model(*batch_inputs(model, epoch_bags.rows(begin, end)))
+            logits = model(*model.inputs(epoch_bags.rows(begin, end)))
             loss = F.binary_cross_entropy_with_logits(logits, batch_targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -84,13 +78,13 @@ def train(
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, bags: BagOfWords, batch_size: int = 1024) -> torch.Tensor:
-    model.eval()
-    chunks = [model(*batch_inputs(model, bags.rows(b, min(b + batch_size, len(bags))))) for b in range(0, len(bags), batch_size)]
+def predict_logits(model, bags: BagOfWords, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of a model in eval mode, or of any callable with an `inputs(bags)` method (an impl variant)."""
+    chunks = [model(*model.inputs(bags.rows(b, min(b + batch_size, len(bags))))) for b in range(0, len(bags), batch_size)]
     return torch.cat(chunks)
 
 
-def accuracy(model: nn.Module, bags: BagOfWords, labels: torch.Tensor) -> float:
+def accuracy(model, bags: BagOfWords, labels: torch.Tensor) -> float:
     """Share of rows where sigmoid(logit) > 0.5 (that is, logit > 0) matches the 0/1 label."""
     predictions = predict_logits(model, bags) > 0
     return (predictions == labels.bool()).float().mean().item()

@@ -1,0 +1,135 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sst2mlp.model import ModelConfig
+from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, parse_positive_ints, percentiles, update_machine_info
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA_INFO = ["num_layers", "hidden_size", "vocab_size", "impl", "flops", "effective_flops", "params", "accuracy", "train_accuracy", "threads"]
+
+
+def run_pytest(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_parse_positive_ints():
+    assert parse_positive_ints("1,2, 4", "--sst2-layers") == (1, 2, 4)
+    assert parse_positive_ints("10000", "--sst2-vocabs") == (10000,)
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "a", "0", "-1", "1.5", "2,2"])
+def test_parse_positive_ints_rejects_malformed_lists(text):
+    with pytest.raises(ValueError, match="--sst2-widths"):
+        parse_positive_ints(text, "--sst2-widths")
+
+
+def test_default_grid_is_the_reports_27_configurations():
+    grid = SuiteOptions().grid()
+    assert len(grid) == 27 and len(set(grid)) == 27
+    assert ModelConfig(2, 256, 10000) in grid
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ("--sst2-layers=1,x", "--sst2-layers expects a comma-separated list of positive integers"),
+        ("--sst2-train-rounds=0", "--sst2-train-rounds expects a comma-separated list of positive integers"),
+        ("--sst2-train-limit=1,2", "--sst2-train-limit expects one positive integer"),
+    ],
+)
+def test_malformed_option_is_a_usage_error(option, expected):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
+    assert run.returncode == 4
+    assert expected in run.stderr
+
+
+def test_grid_options_select_benchmarks_with_readable_ids():
+    run = run_pytest(
+        "benchmarks/", "--collect-only", "-q", "--sst2-layers=1", "--sst2-widths=8,16", "--sst2-vocabs=10",
+        "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "-k", "inference or training",
+    )
+    ids = [line.split("::")[1] for line in run.stdout.splitlines() if "::" in line]
+    assert ids == [f"test_training[L1-H{h}-V10-T{t}-sparse-B64]" for h in (8, 16) for t in (1, 2)] + [
+        f"test_inference[L1-H{h}-V10-T{t}-{impl}-B1]" for h in (8, 16) for t in (1, 2) for impl in ("sparse", "int8")
+    ], run.stdout + run.stderr
+
+
+def test_unknown_impl_is_a_usage_error():
+    run = run_pytest("benchmarks/", "--collect-only", "-q", "--sst2-impls=dense,onnx")
+    assert run.returncode == 4
+    assert "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, int8" in run.stderr
+
+
+def test_machine_info_records_torch_and_drops_the_momentary_clock():
+    machine_info = {"cpu": {"brand_raw": "x", "hz_actual": [1, 0], "hz_actual_friendly": "1 GHz", "hz_advertised": [1, 0]}}
+    update_machine_info(machine_info, SuiteOptions(threads=(1, 2)))
+    assert machine_info["cpu"] == {"brand_raw": "x", "hz_advertised": [1, 0]}
+    import torch
+
+    assert machine_info["torch"]["version"] == torch.__version__
+    assert machine_info["torch"]["threads"] == [1, 2]
+    assert {"blas", "cpu_capability"} <= set(machine_info["torch"])
+    assert machine_info["cpu_model"]
+
+
+def test_percentiles():
+    assert percentiles([float(i) for i in range(101)]) == {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+
+
+def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue)))
+    config = ModelConfig(1, 8, 20)
+    runs = TrainingRuns(suite, config, sparse=False)
+    for _ in range(3):  # what benchmark.pedantic does: setup, run, teardown per round
+        args, _ = runs.setup()
+        runs.run(*args)
+        runs.teardown(*args)
+    first = suite.model_for(config)
+    assert suite.trainings == 3 and first.result is runs.results[0]
+    other = ModelConfig(1, 8, 10)
+    suite.model_for(other)
+    suite.model_for(other)
+    assert suite.trainings == 4
+    info = suite.extra_info(config, "dense", threads=1)
+    assert info["flops"] == info["effective_flops"] == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1)
+    assert info["accuracy"] > 0.8  # the synthetic words separate the classes
+    assert suite.extra_info(config, "int8", threads=1)["params"] == info["params"]
+    assert suite.trainings == 4  # dense and int8 come from the same trained model
+
+
+def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest(
+        "benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15",
+        "--sst2-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
+        "-p", "no:cacheprovider",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    saved = json.loads(out.read_text())
+    benchmarks = {b["name"]: b for b in saved["benchmarks"]}
+    expected = [f"test_{g}[L{n}-H8-V15-T1-{impl}-B{b}]" for g, b in (("training", 64), ("inference", 1)) for n in (1, 2) for impl in ("dense", "sparse")]
+    expected += [f"test_throughput[L{n}-H8-V15-T1-{impl}-B{b}]" for n in (1, 2) for impl in ("dense", "sparse") for b in (64, "dev")]
+    assert sorted(benchmarks) == sorted(expected)
+    for bench in benchmarks.values():
+        assert set(bench["params"]) == {"num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size"}
+        info = bench["extra_info"]
+        assert set(EXTRA_INFO) <= set(info)
+        assert info["impl"] == bench["params"]["impl"]
+        if bench["group"] == "training":
+            assert bench["stats"]["rounds"] == 2 and len(info["epoch_seconds"]) == 2
+            assert all(len(epochs) == 2 for epochs in info["epoch_seconds"])
+        elif bench["group"] == "inference":
+            assert bench["stats"]["rounds"] == 50
+            assert info["p50"] <= info["p90"] <= info["p99"]
+        else:
+            assert bench["group"] == "throughput"
+            assert info["batch_examples"] == (64 if bench["params"]["batch_size"] == 64 else 100)
+            assert info["examples_per_second"] == pytest.approx(info["batch_examples"] / bench["stats"]["median"])
+    assert saved["machine_info"]["torch"]["threads"] == [1]
+    # latency and throughput reuse the model of the training warm-up: same accuracy
+    accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["params"]["impl"] == "sparse"}
+    assert len(accuracy) == 1
