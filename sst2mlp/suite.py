@@ -160,24 +160,31 @@ class Suite:
             self.variants[(config, impl)] = variant, accuracy(variant, dev, self.dev_labels)
         return self.variants[(config, impl)]
 
-    def extra_info(self, config: ModelConfig, impl: str, threads: int) -> dict:
-        trained = self.model_for(config, sparse=trained_as(impl) == "sparse")
-        _, impl_accuracy = self.variant(config, impl)
+    def config_info(self, config: ModelConfig, threads: int) -> dict:
+        """What every benchmark of this configuration records, whatever its impl."""
+        model = MLP.from_config(config)
         return {
             "num_layers": config.num_layers,
             "hidden_size": config.hidden_size,
             "vocab_size": config.vocab_size,
-            "impl": impl,
-            "flops": count_flops(trained.model),
-            "effective_flops": effective_flops(impl, config, self.features(config.vocab_size).dev),
-            "params": count_params(trained.model),
-            "accuracy": impl_accuracy,
-            "train_accuracy": trained.result.train_accuracy,
-            "final_loss": trained.result.final_loss,
+            "flops": count_flops(model),
+            "params": count_params(model),
             "threads": threads,
             "seed": self.options.seed,
             "train_examples": len(self.data.train),
             "dev_examples": len(self.data.dev),
+        }
+
+    def extra_info(self, config: ModelConfig, impl: str, threads: int) -> dict:
+        trained = self.model_for(config, sparse=trained_as(impl) == "sparse")
+        _, impl_accuracy = self.variant(config, impl)
+        return {
+            **self.config_info(config, threads),
+            "impl": impl,
+            "effective_flops": effective_flops(impl, config, self.features(config.vocab_size).dev),
+            "accuracy": impl_accuracy,
+            "train_accuracy": trained.result.train_accuracy,
+            "final_loss": trained.result.final_loss,
         }
 
 

@@ -1,0 +1,62 @@
+"""The reference report's straightforward training loop, timed beside the suite's (not in the default run).
+
+Dense rows built one example at a time by a torch Dataset, collated by a
+DataLoader (batch 64, shuffled), the default Adam: what the report timed. Run it
+in the same session as the suite so the speed-up is a ratio from one run:
+
+    pytest benchmarks/bench_mlp.py benchmarks/reference_loop.py --sst2-layers=2 --sst2-widths=256 --sst2-vocabs=10000
+
+Its benchmarks carry impl="reference-loop" in the training group.
+"""
+import pytest
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from sst2mlp import MLP, BagOfWords, TrainConfig, accuracy
+
+
+class DenseRows(Dataset):
+    def __init__(self, bags: BagOfWords, labels: torch.Tensor):
+        self.bags, self.labels = bags, labels.float()
+
+    def __len__(self):
+        return len(self.bags)
+
+    def __getitem__(self, i):
+        return self.bags.rows(i, i + 1).dense()[0], self.labels[i]
+
+
+def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig) -> None:
+    loader = DataLoader(DenseRows(bags, labels), batch_size=config.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    model.train()
+    for _ in range(config.epochs):
+        for rows, targets in loader:
+            loss = F.binary_cross_entropy_with_logits(model(rows), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+
+
+@pytest.mark.benchmark(group="training")
+@pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=lambda b: f"B{b}")
+@pytest.mark.parametrize("impl", ["reference-loop"])
+def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
+    features = suite.features(model_config.vocab_size)
+    models = []
+
+    def fresh_model():
+        models.append(suite.new_model(model_config, sparse=False))
+        return (models[-1], features.train, suite.train_labels, suite.train_config), {}
+
+    benchmark.pedantic(reference_training, setup=fresh_model, warmup_rounds=1,
+                       rounds=pytestconfig.sst2_options.train_rounds)
+    benchmark.extra_info.update(
+        suite.config_info(model_config, pinned_threads),
+        impl=impl,
+        effective_flops=float(suite.config_info(model_config, pinned_threads)["flops"]),
+        accuracy=accuracy(models[0], features.dev, suite.dev_labels),
+    )
