@@ -1,0 +1,156 @@
+"""The report on JSON cut from real runs of the suite (tests/data: per-round `data` arrays removed).
+
+0001_smoke.json predates the impl axis (dense only, no `impl` in extra_info);
+0002_smoke.json has every impl and group.
+"""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sst2mlp.report import FIGURES, main, make_report, pareto_front
+
+DATA = Path(__file__).parent / "data"
+OLD, NEW = DATA / "0001_smoke.json", DATA / "0002_smoke.json"
+
+
+def read_csv(path):
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def benchmarks(path):
+    return json.loads(path.read_text())["benchmarks"]
+
+
+def number(text):
+    return float(text.replace(",", ""))
+
+
+def test_results_table_matches_the_json(tmp_path):
+    make_report([str(NEW)], tmp_path / "out")
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    by_impl = {row["impl"]: row for row in rows}
+    assert [row["impl"] for row in rows] == ["dense", "sparse", "torchscript", "int8"]  # sorted by configuration
+    for bench in benchmarks(NEW):
+        row, info, stats = by_impl[bench["params"]["impl"]], bench["extra_info"], bench["stats"]
+        assert (int(row["num_layers"]), int(row["hidden_size"]), int(row["vocab_size"])) == (1, 128, 1000)
+        assert int(row["params"]) == info["params"] and int(row["flops"]) == info["flops"]
+        assert float(row["accuracy"]) == pytest.approx(info["accuracy"])
+        assert float(row["effective_flops"]) == pytest.approx(info["effective_flops"])
+        if bench["group"] == "inference":
+            assert float(row["latency_median_ms"]) == pytest.approx(stats["median"] * 1e3)
+            assert float(row["latency_stddev_ms"]) == pytest.approx(stats["stddev"] * 1e3)
+            assert float(row["latency_p90_ms"]) == pytest.approx(info["p90"] * 1e3)
+        elif bench["group"] == "training":
+            assert float(row["training_median_s"]) == pytest.approx(stats["median"])
+        else:
+            column = "throughput_b64_per_s" if bench["params"]["batch_size"] == 64 else "throughput_dev_per_s"
+            assert float(row[column]) == pytest.approx(info["examples_per_second"])
+    assert by_impl["torchscript"]["training_median_s"] == ""  # not a trainable impl
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "AMD EPYC" in markdown and "torch 2.13.0" in markdown and "| 1 | 128 | 1,000 | torchscript |" in markdown
+
+
+def test_every_figure_is_a_valid_png(tmp_path):
+    written = make_report([str(NEW)], tmp_path)
+    for name in FIGURES:
+        path = tmp_path / name
+        assert path in written
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 1000
+
+
+def test_two_runs_give_ratios_and_show_missing_configurations(tmp_path):
+    make_report([str(OLD), str(NEW)], tmp_path)
+    rows = {(r["num_layers"], r["impl"]): r for r in read_csv(tmp_path / "comparison.csv")}
+    old = {b["name"]: b["stats"]["median"] for b in benchmarks(OLD)}
+    new = {b["name"]: b["stats"]["median"] for b in benchmarks(NEW)}
+    baseline = rows[("1", "dense")]
+    assert float(baseline["latency_median_ms[0001]"]) == pytest.approx(old["test_inference[L1-H128-V1000-T1]"] * 1e3)
+    ratio = new["test_inference[L1-H128-V1000-T1-dense-B1]"] / old["test_inference[L1-H128-V1000-T1]"]
+    assert float(baseline["latency_median_ms ratio[0002/0001]"]) == pytest.approx(ratio)
+    # L2 ran only in 0001, sparse only in 0002: both rows are there, the absent side marked missing
+    assert rows[("2", "dense")]["latency_median_ms[0002]"] == "" and rows[("1", "sparse")]["latency_median_ms[0001]"] == ""
+    assert "missing" in (tmp_path / "comparison.md").read_text()
+
+
+def test_a_storage_folder_is_read_recursively(tmp_path):
+    storage = tmp_path / "storage" / "Linux-CPython-3.11-64bit"
+    storage.mkdir(parents=True)
+    shutil.copy(OLD, storage)
+    shutil.copy(NEW, storage)
+    written = make_report([str(tmp_path / "storage")], tmp_path / "out")
+    assert tmp_path / "out" / "comparison.md" in written
+
+
+def test_foreign_benchmarks_are_skipped_with_one_warning_naming_them(tmp_path):
+    document = json.loads(NEW.read_text())
+    foreign = dict(document["benchmarks"][0], name="test_other", fullname="other.py::test_other", extra_info={})
+    document["benchmarks"].append(foreign)
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(document))
+    with pytest.warns(UserWarning, match=r"mixed\.json: skipped 1 benchmark\(s\) .*other\.py::test_other") as record:
+        make_report([str(path)], tmp_path / "out")
+    assert len(record) == 1
+    assert main([str(path), "--out", str(tmp_path / "strict"), "--strict"]) == 2
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (NEW.read_text()[:5000], r"truncated\.json: not valid JSON \(line \d+, column \d+: .*truncated\?\)"),
+        ('{"results": []}', r"truncated\.json: not pytest-benchmark JSON; expected an object with 'machine_info' and a 'benchmarks' list"),
+        ("[1, 2]", r"truncated\.json: not pytest-benchmark JSON"),
+    ],
+    ids=["truncated", "other-json", "json-list"],
+)
+def test_unreadable_input_exits_nonzero_naming_the_file(tmp_path, capsys, content, expected):
+    bad = tmp_path / "truncated.json"
+    bad.write_text(content)
+    assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert __import__("re").search(expected, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_and_empty_folder(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.json: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "empty: no pytest-benchmark JSON files in this folder" in capsys.readouterr().err
+
+
+def test_existing_outputs_are_not_overwritten_without_asking(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.md").write_text("keep me")
+    assert main([str(NEW), "--out", str(out)]) == 2
+    assert "results.md; pass --overwrite" in capsys.readouterr().err
+    assert (out / "results.md").read_text() == "keep me"
+    assert main([str(NEW), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "results.md").read_text() != "keep me"
+
+
+def test_report_writes_only_inside_out(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(NEW, inputs)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    run = subprocess.run([sys.executable, "-m", "sst2mlp.report", str(inputs), "--out", str(tmp_path / "out")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "out"
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p == out or not p.is_relative_to(out))
+    assert after == sorted(before + [Path("out")])
+
+
+def test_pareto_front():
+    points = [(1.0, 0.70), (2.0, 0.80), (3.0, 0.79), (4.0, 0.82), (2.0, 0.75)]
+    assert pareto_front(points) == [0, 1, 3]
