@@ -8,6 +8,8 @@ in the same session as the suite so the speed-up is a ratio from one run:
 
 Its benchmarks carry impl="reference-loop" in the training group.
 """
+import time
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -27,18 +29,24 @@ class DenseRows(Dataset):
         return self.bags.rows(i, i + 1).dense()[0], self.labels[i]
 
 
-def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig) -> None:
+def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig) -> dict:
     loader = DataLoader(DenseRows(bags, labels), batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     model.train()
+    epoch_seconds = []
     for _ in range(config.epochs):
+        start, correct = time.perf_counter(), 0
         for rows, targets in loader:
-            loss = F.binary_cross_entropy_with_logits(model(rows), targets)
+            logits = model(rows)
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            correct += ((logits > 0) == (targets > 0.5)).sum().item()
+        epoch_seconds.append(time.perf_counter() - start)
     model.eval()
+    return {"epoch_seconds": epoch_seconds, "train_accuracy": correct / len(bags)}
 
 
 @pytest.mark.benchmark(group="training")
@@ -46,17 +54,23 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
 @pytest.mark.parametrize("impl", ["reference-loop"])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
-    models = []
+    models, results = [], []
 
     def fresh_model():
         models.append(suite.new_model(model_config, sparse=False))
         return (models[-1], features.train, suite.train_labels, suite.train_config), {}
 
-    benchmark.pedantic(reference_training, setup=fresh_model, warmup_rounds=1,
+    def train_and_record(*args):
+        results.append(reference_training(*args))
+
+    benchmark.pedantic(train_and_record, setup=fresh_model, warmup_rounds=1,
                        rounds=pytestconfig.sst2_options.train_rounds)
+    info = suite.config_info(model_config, pinned_threads)
     benchmark.extra_info.update(
-        suite.config_info(model_config, pinned_threads),
+        info,
         impl=impl,
-        effective_flops=float(suite.config_info(model_config, pinned_threads)["flops"]),
+        effective_flops=float(info["flops"]),
         accuracy=accuracy(models[0], features.dev, suite.dev_labels),
+        train_accuracy=results[0]["train_accuracy"],
+        epoch_seconds=[r["epoch_seconds"] for r in results[1:]],
     )

@@ -22,6 +22,13 @@ import numpy as np
 from .impls import IMPLS
 
 REQUIRED_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
+# What the current suite writes on top (--strict checks it; older runs may lack it).
+CONTRACT_EXTRA_INFO = {
+    "training": REQUIRED_EXTRA_INFO + ("impl", "effective_flops", "train_accuracy", "epoch_seconds"),
+    "inference": REQUIRED_EXTRA_INFO + ("impl", "effective_flops", "train_accuracy", "p50", "p90", "p99"),
+    "throughput": REQUIRED_EXTRA_INFO + ("impl", "effective_flops", "train_accuracy", "examples_per_second"),
+}
+CONTRACT_PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
 GROUPS = ("training", "inference", "throughput")
 IMPL_ORDER = {name: i for i, name in enumerate(IMPLS + ("reference-loop",))}
 FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "pareto.png")
@@ -104,6 +111,19 @@ def find_json_files(inputs: list[str]) -> list[Path]:
     return files
 
 
+def contract_violations(path: Path) -> list[str]:
+    """Benchmarks of a file that lack a parameter or extra_info field the current suite writes."""
+    problems = []
+    for bench in json.loads(path.read_text(encoding="utf-8"))["benchmarks"]:
+        missing = [f"param {p}" for p in CONTRACT_PARAMS if p not in (bench.get("params") or {})]
+        missing += [f for f in CONTRACT_EXTRA_INFO.get(bench.get("group"), ()) if f not in (bench.get("extra_info") or {})]
+        if bench.get("group") not in CONTRACT_EXTRA_INFO:
+            missing.append(f"group {bench.get('group')!r} (expected one of {', '.join(GROUPS)})")
+        if missing:
+            problems.append(f"{bench.get('fullname')}: {', '.join(missing)}")
+    return problems
+
+
 def read_run(path: Path) -> Run:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -172,6 +192,8 @@ def load_runs(inputs: list[str], strict: bool = False) -> list[Run]:
             if strict:
                 raise ReportError(message)
             warnings.warn(message, stacklevel=2)
+        if strict and (problems := contract_violations(run.path)):
+            raise ReportError(f"{run.path}: benchmarks without the fields the suite writes: " + "; ".join(problems))
         if not run.rows:
             raise ReportError(f"{run.path}: no sst2mlp benchmarks in this file")
     return runs
@@ -430,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="*", default=[".benchmarks"], help="pytest-benchmark JSON files or storage folders (default: .benchmarks)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for figures and tables (default: report)")
     parser.add_argument("--overwrite", action="store_true", help="replace figures and tables already in --out")
-    parser.add_argument("--strict", action="store_true", help="fail, instead of warning, on benchmarks without the sst2mlp extra_info")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on any benchmark without every parameter and extra_info field the current suite writes")
     args = parser.parse_args(argv)
     try:
         written = make_report(args.inputs, args.out, overwrite=args.overwrite, strict=args.strict)

@@ -151,6 +151,14 @@ def test_report_writes_only_inside_out(tmp_path):
     assert after == sorted(before + [Path("out")])
 
 
+def test_strict_mode_checks_the_whole_contract(tmp_path, capsys):
+    assert main([str(NEW), "--out", str(tmp_path / "new"), "--strict"]) == 0
+    assert main([str(OLD), "--out", str(tmp_path / "old"), "--strict"]) == 2
+    error = capsys.readouterr().err
+    assert "0001_smoke.json: benchmarks without the fields the suite writes" in error
+    assert "test_training[L1-H128-V1000-T1]: param impl, param batch_size, impl, effective_flops" in error
+
+
 def test_pareto_front():
     points = [(1.0, 0.70), (2.0, 0.80), (3.0, 0.79), (4.0, 0.82), (2.0, 0.75)]
     assert pareto_front(points) == [0, 1, 3]
