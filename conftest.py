@@ -3,28 +3,29 @@ import pytest
 import torch
 
 from sst2mlp import DataError
+from sst2mlp.data import DATA_DIR_ENV, resolve_data_dir
 from sst2mlp.model import ModelConfig
 from sst2mlp.impls import IMPLS, TRAINABLE, trained_as
 from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, update_machine_info
 
-OPTIONS = {
-    "--sst2-layers": ("1,2,4", "hidden layer counts of the grid, comma-separated"),
-    "--sst2-widths": ("128,256,512", "hidden sizes of the grid, comma-separated"),
-    "--sst2-vocabs": ("1000,5000,10000", "vocabulary sizes of the grid, comma-separated"),
-    "--sst2-threads": ("1", "torch thread counts; several values add a thread axis"),
-    "--sst2-impls": (",".join(IMPLS), "implementations; training runs for the trainable ones (dense, sparse)"),
-    "--sst2-train-rounds": ("4", "measured 2-epoch trainings per configuration, after one warm-up training"),
-    "--sst2-train-limit": (None, "train on only the first N training examples (smoke runs)"),
-    "--sst2-latency-rounds": ("1744", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
-    "--sst2-data": (None, "local SST-2 folder (GLUE train.tsv/dev.tsv or hub parquet); default $SST2_DATA_DIR, else the hub"),
+OPTIONS = {  # name: (default, metavar, help)
+    "--sst2-layers": ("1,2,4", "LIST", "hidden layer counts of the grid, comma-separated"),
+    "--sst2-widths": ("128,256,512", "LIST", "hidden sizes of the grid, comma-separated"),
+    "--sst2-vocabs": ("1000,5000,10000", "LIST", "vocabulary sizes of the grid, comma-separated"),
+    "--sst2-threads": ("1", "LIST", "torch thread counts; several values add a thread axis"),
+    "--sst2-impls": (",".join(IMPLS), "LIST", "implementations; training runs for the trainable ones (dense, sparse)"),
+    "--sst2-train-rounds": ("4", "N", "timed 2-epoch trainings per configuration, after one warm-up training"),
+    "--sst2-train-limit": (None, "N", "train on only the first N training examples (smoke runs)"),
+    "--sst2-latency-rounds": ("1744", "N", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
+    "--sst2-data": (None, "DIR", "local SST-2 folder (GLUE train.tsv/dev.tsv or hub parquet); default $SST2_DATA_DIR, else the hub"),
 }
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("sst2mlp", "sst2mlp benchmark suite")
-    for name, (default, help_text) in OPTIONS.items():
+    for name, (default, metavar, help_text) in OPTIONS.items():
         shown = f" (default: {default})" if default else ""
-        group.addoption(name, default=default, metavar="N" if name != "--sst2-data" else "DIR", help=help_text + shown)
+        group.addoption(name, default=default, metavar=metavar, help=help_text + shown)
 
 
 def pytest_configure(config):
@@ -34,6 +35,9 @@ def pytest_configure(config):
         config.sst2_options = SuiteOptions.parse(**values)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    folder = resolve_data_dir(config.sst2_options.data_dir)
+    if folder is not None and not folder.is_dir():
+        raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
 
 
 def pytest_generate_tests(metafunc):

@@ -47,6 +47,19 @@ def test_malformed_option_is_a_usage_error(option, expected):
     assert expected in run.stderr
 
 
+def test_missing_data_folder_is_a_usage_error(tmp_path):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", f"--sst2-data={tmp_path / 'nope'}")
+    assert run.returncode == 4
+    assert f"SST-2 folder {tmp_path / 'nope'} (from --sst2-data or $SST2_DATA_DIR) does not exist" in run.stderr
+
+
+def test_options_are_documented_in_pytest_help():
+    help_text = run_pytest("--help").stdout
+    for option in ("--sst2-layers", "--sst2-widths", "--sst2-vocabs", "--sst2-impls", "--sst2-threads",
+                   "--sst2-train-rounds", "--sst2-train-limit", "--sst2-latency-rounds", "--sst2-data"):
+        assert option in help_text
+
+
 def test_grid_options_select_benchmarks_with_readable_ids():
     run = run_pytest(
         "benchmarks/", "--collect-only", "-q", "--sst2-layers=1", "--sst2-widths=8,16", "--sst2-vocabs=10",
