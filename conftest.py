@@ -35,6 +35,7 @@ def pytest_configure(config):
         config.sst2_options = SuiteOptions.parse(**values)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    config.sst2_suite = Suite(config.sst2_options)
     folder = resolve_data_dir(config.sst2_options.data_dir)
     if folder is not None and not folder.is_dir():
         raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
@@ -61,9 +62,15 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     update_machine_info(machine_info, config.sst2_options)
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    summary = config.sst2_suite.summary()
+    if summary:
+        terminalreporter.write_line(summary)
+
+
 @pytest.fixture(scope="session")
 def suite(pytestconfig):
-    return Suite(pytestconfig.sst2_options)
+    return pytestconfig.sst2_suite
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def parse_positive_ints(text: str, option: str) -> tuple[int, ...]:
     values = []
     for item in str(text).split(","):
         item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
             raise ValueError(f"{option} expects a comma-separated list of positive integers such as 1,2,4; got {text!r}")
         values.append(int(item))
     if len(set(values)) != len(values):
@@ -129,6 +129,12 @@ class Suite:
     def train_config(self) -> TrainConfig:
         return TrainConfig(seed=self.options.seed)
 
+    def summary(self) -> str | None:
+        """One line for the end of a session: the data rows read and the trainings run, if any."""
+        if "data" not in vars(self):  # the data was never needed (collection only, or no benchmark ran)
+            return None
+        return f"sst2mlp: {self.data.describe()}; {self.trainings} trainings run"
+
     def new_model(self, config: ModelConfig, sparse: bool) -> MLP:
         torch.manual_seed(self.options.seed)
         return MLP.from_config(config, sparse=sparse)
@@ -162,7 +168,8 @@ class Suite:
 
     def config_info(self, config: ModelConfig, threads: int) -> dict:
         """What every benchmark of this configuration records, whatever its impl."""
-        model = MLP.from_config(config)
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            model = MLP.from_config(config)
         return {
             "num_layers": config.num_layers,
             "hidden_size": config.hidden_size,

@@ -21,7 +21,7 @@ def test_parse_positive_ints():
     assert parse_positive_ints("10000", "--sst2-vocabs") == (10000,)
 
 
-@pytest.mark.parametrize("text", ["", "1,,2", "a", "0", "-1", "1.5", "2,2"])
+@pytest.mark.parametrize("text", ["", "1,,2", "a", "0", "-1", "1.5", "2,2", "\u00b2"])
 def test_parse_positive_ints_rejects_malformed_lists(text):
     with pytest.raises(ValueError, match="--sst2-widths"):
         parse_positive_ints(text, "--sst2-widths")
@@ -122,6 +122,8 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
         "-p", "no:cacheprovider",
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    # 2 configurations x (dense, sparse) x (1 warm-up + 2 timed trainings): nothing trained twice
+    assert f"sst2mlp: SST-2 from {tiny_glue}: train 2,000 rows, dev 100 rows; 12 trainings run" in run.stdout
     saved = json.loads(out.read_text())
     benchmarks = {b["name"]: b for b in saved["benchmarks"]}
     expected = [f"test_{g}[L{n}-H8-V15-T1-{impl}-B{b}]" for g, b in (("training", 64), ("inference", 1)) for n in (1, 2) for impl in ("dense", "sparse")]
