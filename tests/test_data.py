@@ -93,3 +93,35 @@ def test_offline_hub_says_how_to_use_a_local_copy(tmp_path):
 def test_real_data_row_counts(sst2):
     assert (len(sst2.train), len(sst2.dev)) == (67_349, 872)
     assert (sst2.train.labels.sum(), sst2.dev.labels.sum()) == (37_569, 444)
+
+
+def test_hub_splits_map_validation_to_dev(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name):
+        calls.append(name)
+        make = datasets.Dataset.from_dict
+        return {
+            "train": make({"idx": [0, 1], "sentence": ["a gem ", "a mess "], "label": [1, 0]}),
+            "validation": make({"idx": [0], "sentence": ["charming "], "label": [1]}),
+            "test": make({"idx": [0], "sentence": ["unlabelled "], "label": [-1]}),
+        }
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_sst2()
+    assert calls == ["stanfordnlp/sst2"]
+    assert data.train.sentences == ["a gem ", "a mess "] and data.dev.labels.tolist() == [1]
+    assert data.source == "stanfordnlp/sst2"
+
+
+def test_unlabelled_rows_are_rejected(monkeypatch):
+    import datasets
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    split = datasets.Dataset.from_dict({"sentence": ["x "], "label": [-1]})
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: {"train": split, "validation": split})
+    with pytest.raises(DataError, match=r"stanfordnlp/sst2:train: row 0 has label -1; expected 0 or 1"):
+        load_sst2()
