@@ -76,9 +76,13 @@ def suite(pytestconfig):
 @pytest.fixture(scope="session")
 def sst2(suite):
     try:
+        suite.check_vocabulary_sizes()
         return suite.data
     except DataError as error:
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    except ValueError as error:
+        message = f"--sst2-vocabs: {error}"
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
 
 
 @pytest.fixture
@@ -109,4 +113,5 @@ def variant(suite, sst2, model_config, impl, pinned_threads):
 def described_benchmark(benchmark, suite, sst2, model_config, impl, pinned_threads):
     """The benchmark fixture; after the test its extra_info gets the configuration's costs and accuracy."""
     yield benchmark
-    benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads))
+    if benchmark.stats is not None:  # the test got as far as timing
+        benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads))

@@ -129,6 +129,14 @@ class Suite:
     def train_config(self) -> TrainConfig:
         return TrainConfig(seed=self.options.seed)
 
+    def check_vocabulary_sizes(self) -> None:
+        """Fail early when the grid asks for more words than the (possibly limited) training split has."""
+        words = len(self._feature_cache.vocabulary)
+        too_large = [k for k in self.options.vocabs if k > words]
+        if too_large:
+            limit = f" (the first {self.options.train_limit:,} examples)" if self.options.train_limit else ""
+            raise ValueError(f"vocabulary size {max(too_large)} exceeds the {words:,} distinct words of the training split{limit}")
+
     def summary(self) -> str | None:
         """One line for the end of a session: the data rows read and the trainings run, if any."""
         if "data" not in vars(self):  # the data was never needed (collection only, or no benchmark ran)

@@ -53,6 +53,14 @@ def test_missing_data_folder_is_a_usage_error(tmp_path):
     assert f"SST-2 folder {tmp_path / 'nope'} (from --sst2-data or $SST2_DATA_DIR) does not exist" in run.stderr
 
 
+def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue):
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=10,500",
+                     "--sst2-impls=dense", "-k", "training", "-p", "no:cacheprovider")
+    assert run.returncode == 1
+    assert "--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split" in run.stdout
+    assert "features.py" not in run.stdout  # the message, not a traceback into the library
+
+
 def test_options_are_documented_in_pytest_help():
     help_text = run_pytest("--help").stdout
     for option in ("--sst2-layers", "--sst2-widths", "--sst2-vocabs", "--sst2-impls", "--sst2-threads",
