@@ -31,7 +31,7 @@ CONTRACT_EXTRA_INFO = {
 CONTRACT_PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
 GROUPS = ("training", "inference", "throughput")
 IMPL_ORDER = {name: i for i, name in enumerate(IMPLS + ("reference-loop",))}
-FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "pareto.png")
+FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "pareto.png")
 TABLES = ("results.md", "results.csv")
 COMPARISON = ("comparison.md", "comparison.csv")
 
@@ -278,24 +278,20 @@ def comparison_rows(runs: list[Run]) -> tuple[list[dict], list[str]]:
 
 # ---- figures ------------------------------------------------------------------------------------
 
+SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
+STYLES = ("o-", "s--", "^-.", "D:")
+LABEL_OFFSETS = ((4, 4), (4, -11), (-6, 6), (-6, -12), (6, 14), (6, -20), (-10, 16), (-10, -22))  # points
+
+
+def _short_id(key: Key) -> str:
+    return f"{key.num_layers}-{key.hidden_size}-{key.vocab_size // 1000}k"
+
+
 def _series(run: Run, impl: str, fixed: dict, varying: str):
     """Rows of one impl with the `fixed` values, sorted by the `varying` one, that have a latency."""
     rows = [r for r in run.rows.values() if r.key.impl == impl and r.latency
             and all(getattr(r.key, name) == value for name, value in fixed.items())]
     return sorted(rows, key=lambda r: getattr(r.key, varying))
-
-
-def _three_panels(plt, title: str, caption: str):
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
-    fig.suptitle(title, fontsize=13)
-    fig.text(0.5, 0.01, caption, ha="center", fontsize=9, color="0.3")
-    labels = (("FLOPs per example", "dev accuracy"), ("latency, batch 1 (ms per example)", "dev accuracy"),
-              ("latency, batch 1 (ms per example)", "FLOPs per example"))
-    for ax, (xlabel, ylabel) in zip(axes, labels):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-    return fig, axes
 
 
 def _point_coordinates(rows):
@@ -305,35 +301,80 @@ def _point_coordinates(rows):
     return ((flops, accuracy), (latency_ms, accuracy), (latency_ms, flops))
 
 
-def _plot_rows(axes, rows, label, labels, style):
-    for ax, (x, y) in zip(axes, _point_coordinates(rows)):
-        ax.plot(x, y, style, label=label, markersize=6)
-        for xi, yi, text in zip(x, y, labels):
-            ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+def _compact(value, _position=None) -> str:
+    """Tick text for log axes: 0.2, 1, 300k, 5M rather than 2x10^-1."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
 
 
 def _has_points(ax) -> bool:
     return any(len(line.get_xdata()) for line in ax.get_lines())
 
 
-def _finish(fig, axes, path: Path):
-    for ax in axes:
-        if _has_points(ax):
-            ax.set_xscale("log")
-        else:
+def _place_labels(ax, labels, fontsize=7):
+    """Annotate (x, y, text) points, choosing for each the first offset whose box overlaps no earlier label."""
+    fig = ax.figure
+    scale = fig.dpi / 72
+    taken = []
+    for x, y, text in labels:
+        px, py = ax.transData.transform((x, y))
+        width, height = len(text) * fontsize * 0.6 * scale, fontsize * 1.2 * scale
+        for dx, dy in LABEL_OFFSETS:
+            left = px + dx * scale - (width if dx < 0 else 0)
+            box = (left, py + dy * scale, left + width, py + dy * scale + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+                break
+        taken.append(box)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                    ha="right" if dx < 0 else "left", va="bottom")
+
+
+def _three_panels(plt, title: str, caption: str):
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.6))
+    fig.suptitle(title, fontsize=13)
+    fig.text(0.5, 0.01, caption, ha="center", fontsize=9, color="0.3")
+    labels = (("FLOPs per example (report's dense count)", "dev accuracy"), ("latency, batch 1 (ms per example)", "dev accuracy"),
+              ("latency, batch 1 (ms per example)", "FLOPs per example (report's dense count)"))
+    for ax, (xlabel, ylabel) in zip(axes, labels):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    return fig, axes
+
+
+def _set_scales(axes, log_y=(False, False, True)):
+    from matplotlib.ticker import FuncFormatter
+
+    for ax, logy in zip(axes, log_y):
+        if not _has_points(ax):
             ax.text(0.5, 0.5, "not measured in this run", transform=ax.transAxes, ha="center", color="0.4")
-        ax.legend(fontsize=8, loc="best")
-    if _has_points(axes[2]):
-        axes[2].set_yscale("log")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=120)
+            continue
+        axis_list = [ax.xaxis] + ([ax.yaxis] if logy else [])
+        ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        for axis in axis_list:
+            axis.set_major_formatter(FuncFormatter(_compact))
+            axis.set_minor_formatter(FuncFormatter(lambda v, p: _compact(v) if str(f"{v:.0e}")[0] in "25" else ""))
+        ax.autoscale_view()
+
+
+def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    for ax in fig.axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
 
 
 SWEEPS = (
-    # figure, varying, series: (fixed values, legend), title
+    # figure, varying value, series (fixed values, legend), title
     ("hidden_size.png", "hidden_size", [({"num_layers": 2, "vocab_size": 10000}, "N=2, k=10000"),
                                         ({"num_layers": 4, "vocab_size": 10000}, "N=4, k=10000")], "Varying hidden size"),
     ("num_layers.png", "num_layers", [({"hidden_size": 256, "vocab_size": 10000}, "hidden 256, k=10000"),
@@ -341,8 +382,6 @@ SWEEPS = (
     ("vocab_size.png", "vocab_size", [({"num_layers": 2, "hidden_size": 256}, "N=2, hidden 256"),
                                       ({"num_layers": 4, "hidden_size": 256}, "N=4, hidden 256")], "Varying vocabulary size"),
 )
-SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
-STYLES = ("o-", "s--", "^-.", "D:")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -362,64 +401,82 @@ def write_figures(run: Run, out: Path, threads: int) -> list[Path]:
     import matplotlib.pyplot as plt
 
     caption = run.caption()
+    impls = sorted({r.key.impl for r in run.rows.values() if r.latency and r.key.threads == threads},
+                   key=lambda i: IMPL_ORDER.get(i, 99))
+    main_impl = "dense" if "dense" in impls or not impls else impls[0]
     written = []
-    impls = [i for i in sorted({k.impl for k in run.rows}, key=lambda i: IMPL_ORDER.get(i, 99)) if any(
-        r.latency for r in run.rows.values() if r.key.impl == i)]
-    main_impl = "dense" if "dense" in impls else impls[0]
     for name, varying, series, title in SWEEPS:
         fig, axes = _three_panels(plt, f"{title} ({main_impl}, {threads} thread(s))", caption)
+        labels = [[] for _ in axes]
         for (fixed, legend), style in zip(series, STYLES):
             rows = _series(run, main_impl, {**fixed, "threads": threads}, varying)
-            if rows:
-                _plot_rows(axes, rows, legend, [f"{SHORT[varying]}={getattr(r.key, varying)}" for r in rows], style)
-            else:
-                for ax in axes:
-                    ax.plot([], [], style, label=f"{legend} (missing)")
-        _finish(fig, axes, out / name)
-        written.append(out / name)
+            for ax, panel_labels, (x, y) in zip(axes, labels, _point_coordinates(rows)):
+                ax.plot(x, y, style, label=legend if rows else f"{legend} (not measured)", markersize=6)
+                panel_labels += [(xi, yi, f"{SHORT[varying]}={getattr(r.key, varying)}") for xi, yi, r in zip(x, y, rows)]
+        _set_scales(axes)
+        for ax, panel_labels in zip(axes, labels):
+            _place_labels(ax, panel_labels)
+        written.append(_save(fig, out / name))
 
-    fig, axes = _three_panels(plt, f"All experiments ({threads} thread(s)); label N-H-k", caption)
-    for impl, style in zip(impls, STYLES):
-        rows = sorted((r for r in run.rows.values() if r.key.impl == impl and r.key.threads == threads and r.latency),
-                      key=lambda r: r.key.sort_key())
-        for ax, (x, y) in zip(axes, _point_coordinates(rows)):
-            ax.plot(x, y, style[0], label=impl, markersize=5, alpha=0.8)
-            if impl == main_impl:
-                for xi, yi, r in zip(x, y, rows):
-                    ax.annotate(f"{r.key.num_layers}-{r.key.hidden_size}-{r.key.vocab_size // 1000}k", (xi, yi),
-                                textcoords="offset points", xytext=(3, 3), fontsize=6, alpha=0.8)
-    _finish(fig, axes, out / "all.png")
-    written.append(out / "all.png")
-
+    fig, axes = _three_panels(plt, f"All experiments ({main_impl}, {threads} thread(s)); points labelled N-H-k", caption)
+    rows = sorted((r for r in run.rows.values() if r.key.impl == main_impl and r.key.threads == threads and r.latency),
+                  key=lambda r: r.key.sort_key())
+    for ax, (x, y) in zip(axes, _point_coordinates(rows)):
+        for vocab, style in zip(sorted({r.key.vocab_size for r in rows}), STYLES):
+            mine = [i for i, r in enumerate(rows) if r.key.vocab_size == vocab]
+            ax.plot(x[mine], y[mine], style[0], label=f"k={vocab}", markersize=5)
+    _set_scales(axes)
+    for ax, (x, y) in zip(axes, _point_coordinates(rows)):
+        _place_labels(ax, [(xi, yi, _short_id(r.key)) for xi, yi, r in zip(x, y, rows)], fontsize=6)
+    written.append(_save(fig, out / "all.png"))
+    written.append(_impls_figure(plt, run, threads, impls, caption, out / "impls.png"))
     written.append(_pareto_figure(plt, run, threads, impls, caption, out / "pareto.png"))
     return written
 
 
+def _impls_figure(plt, run: Run, threads: int, impls: list[str], caption: str, path: Path) -> Path:
+    """Each impl as a series: what it does to latency and accuracy, configuration by configuration."""
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5.6))
+    fig.suptitle(f"Implementations of the same models ({threads} thread(s))", fontsize=13)
+    fig.text(0.5, 0.01, caption, ha="center", fontsize=9, color="0.3")
+    panels = (
+        ("FLOPs per example (report's dense count)", lambda r: r.flops, "latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3, True),
+        ("effective FLOPs per example (what the impl executes)", lambda r: r.effective_flops, "latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3, True),
+        ("latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3, "dev accuracy", lambda r: r.accuracy, False),
+    )
+    for ax, (xlabel, fx, ylabel, fy, logy) in zip(axes, panels):
+        for impl, style in zip(impls, STYLES):
+            rows = sorted((r for r in run.rows.values() if r.key.impl == impl and r.key.threads == threads and r.latency), key=fx)
+            ax.plot([fx(r) for r in rows], [fy(r) for r in rows], style[0], label=impl, markersize=5, alpha=0.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    _set_scales(axes, log_y=(True, True, False))
+    return _save(fig, path)
+
+
 def _pareto_figure(plt, run: Run, threads: int, impls: list[str], caption: str, path: Path) -> Path:
     rows = [r for r in run.rows.values() if r.key.threads == threads and r.latency]
-    fig, axes = plt.subplots(1, 2, figsize=(15, 6))
-    fig.suptitle(f"Pareto-optimal configurations ({threads} thread(s)): no other is cheaper and more accurate", fontsize=12)
+    fig, axes = plt.subplots(1, 2, figsize=(16, 6.4))
+    fig.suptitle(f"Pareto-optimal configurations ({threads} thread(s)): none is both cheaper and more accurate", fontsize=12)
     fig.text(0.5, 0.01, caption, ha="center", fontsize=9, color="0.3")
-    for ax, (xlabel, cost) in zip(axes, (("latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3),
-                                          ("effective FLOPs per example (what the impl executes)", lambda r: r.effective_flops))):
+    costs = (("latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3),
+             ("effective FLOPs per example (what the impl executes)", lambda r: r.effective_flops))
+    fronts = []
+    for ax, (xlabel, cost) in zip(axes, costs):
         for impl, style in zip(impls, STYLES):
             mine = [r for r in rows if r.key.impl == impl]
             ax.plot([cost(r) for r in mine], [r.accuracy for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
-        front = pareto_front([(cost(r), r.accuracy) for r in rows])
-        ax.plot([cost(rows[i]) for i in front], [rows[i].accuracy for i in front], "k-", lw=1, label="Pareto front")
-        for rank, i in enumerate(front):
-            r = rows[i]
-            ax.annotate(f"{r.key.num_layers}-{r.key.hidden_size}-{r.key.vocab_size // 1000}k {r.key.impl}", (cost(r), r.accuracy),
-                        textcoords="offset points", xytext=(5, -10 if rank % 2 else 5), fontsize=7)
-        ax.set_xscale("log")
+        front = [rows[i] for i in pareto_front([(cost(r), r.accuracy) for r in rows])]
+        ax.plot([cost(r) for r in front], [r.accuracy for r in front], "k-", lw=1, label="Pareto front")
+        fronts.append([(cost(r), r.accuracy, f"{_short_id(r.key)} {r.key.impl}") for r in front])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("dev accuracy")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    _set_scales(axes, log_y=(False, False))
+    for ax, labels in zip(axes, fronts):
+        _place_labels(ax, labels)
+    return _save(fig, path)
 
 
 # ---- command line ----------------------------------------------------------------------------------
