@@ -34,6 +34,7 @@ IMPL_ORDER = {name: i for i, name in enumerate(IMPLS + ("reference-loop",))}
 FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "pareto.png")
 TABLES = ("results.md", "results.csv")
 COMPARISON = ("comparison.md", "comparison.csv")
+SPEEDUPS = ("speedups.md", "speedups.csv")
 
 
 class ReportError(Exception):
@@ -251,6 +252,38 @@ def write_markdown(path: Path, title: str, caption: str, rows: list[dict], colum
     lines = [f"# {title}", "", caption, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
     path.write_text("\n".join(lines) + "\n")
+
+
+SPEEDUP_COLUMNS = (
+    "num_layers", "hidden_size", "vocab_size", "threads", "impl", "accuracy", "latency_median_ms", "latency_p90_ms",
+    "latency_speedup_vs_dense", "training_median_s", "training_speedup_vs_dense", "training_speedup_vs_reference_loop",
+)
+
+
+def speedup_rows(run: Run) -> list[dict]:
+    """Within one run, each impl's latency and training time as a speed-up over dense (and the reference loop)."""
+    def median(key, group):
+        stats = getattr(run.rows[key], group) if key in run.rows else None
+        return stats["median"] if stats else None
+
+    def ratio(numerator, denominator):
+        return numerator / denominator if numerator is not None and denominator else None
+
+    rows = []
+    for key in sorted(run.rows, key=Key.sort_key):
+        dense = Key(key.num_layers, key.hidden_size, key.vocab_size, "dense", key.threads)
+        reference = Key(key.num_layers, key.hidden_size, key.vocab_size, "reference-loop", key.threads)
+        latency, training = median(key, "latency"), median(key, "training")
+        rows.append({
+            "num_layers": key.num_layers, "hidden_size": key.hidden_size, "vocab_size": key.vocab_size,
+            "threads": key.threads, "impl": key.impl, "accuracy": run.rows[key].accuracy,
+            "latency_median_ms": _ms(latency), "latency_p90_ms": _ms((run.rows[key].latency or {}).get("p90")),
+            "latency_speedup_vs_dense": ratio(median(dense, "latency"), latency),
+            "training_median_s": training,
+            "training_speedup_vs_dense": ratio(median(dense, "training"), training),
+            "training_speedup_vs_reference_loop": ratio(median(reference, "training"), training),
+        })
+    return rows
 
 
 def comparison_rows(runs: list[Run]) -> tuple[list[dict], list[str]]:
@@ -483,18 +516,24 @@ def _pareto_figure(plt, run: Run, threads: int, impls: list[str], caption: str, 
 
 def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: bool = False) -> list[Path]:
     runs = load_runs(inputs, strict=strict)
-    names = FIGURES + TABLES + (COMPARISON if len(runs) > 1 else ())
+    latest = runs[-1]  # files sort by name, so in a storage folder the newest run is last
+    several_impls = len({key.impl for key in latest.rows}) > 1
+    names = FIGURES + TABLES + (COMPARISON if len(runs) > 1 else ()) + (SPEEDUPS if several_impls else ())
     existing = [name for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise ReportError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    latest = runs[-1]  # files sort by name, so in a storage folder the newest run is last
     rows = table_rows(latest)
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)
     write_markdown(out / "results.md", "sst2mlp results", latest.caption(), rows, TABLE_COLUMNS)
     written = [out / "results.csv", out / "results.md"]
     threads = min(key.threads for key in latest.rows)
     written += write_figures(latest, out, threads)
+    if several_impls:
+        rows = speedup_rows(latest)
+        write_csv(out / "speedups.csv", rows, SPEEDUP_COLUMNS)
+        write_markdown(out / "speedups.md", "sst2mlp speed-ups of each impl, measured in one run", latest.caption(), rows, SPEEDUP_COLUMNS)
+        written += [out / "speedups.csv", out / "speedups.md"]
     if len(runs) > 1:
         rows, columns = comparison_rows(runs)
         write_csv(out / "comparison.csv", rows, columns)

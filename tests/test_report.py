@@ -57,6 +57,16 @@ def test_results_table_matches_the_json(tmp_path):
     assert "AMD EPYC" in markdown and "torch 2.13.0" in markdown and "| 1 | 128 | 1,000 | torchscript |" in markdown
 
 
+def test_speedups_are_ratios_within_the_run(tmp_path):
+    make_report([str(NEW)], tmp_path)
+    rows = {row["impl"]: row for row in read_csv(tmp_path / "speedups.csv")}
+    medians = {(b["group"], b["params"]["impl"]): b["stats"]["median"] for b in benchmarks(NEW)}
+    expected = medians[("inference", "dense")] / medians[("inference", "torchscript")]
+    assert float(rows["torchscript"]["latency_speedup_vs_dense"]) == pytest.approx(expected)
+    assert float(rows["sparse"]["training_speedup_vs_dense"]) == pytest.approx(medians[("training", "dense")] / medians[("training", "sparse")])
+    assert rows["dense"]["training_speedup_vs_reference_loop"] == ""  # no reference loop in this run
+
+
 def test_every_figure_is_a_valid_png(tmp_path):
     written = make_report([str(NEW)], tmp_path)
     for name in FIGURES:
