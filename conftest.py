@@ -5,7 +5,7 @@ import torch
 from sst2mlp import DataError
 from sst2mlp.data import DATA_DIR_ENV, resolve_data_dir
 from sst2mlp.model import ModelConfig
-from sst2mlp.impls import IMPLS, TRAINABLE, trained_as
+from sst2mlp.impls import IMPLS
 from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, update_machine_info
 
 OPTIONS = {  # name: (default, metavar, help)
@@ -13,7 +13,8 @@ OPTIONS = {  # name: (default, metavar, help)
     "--sst2-widths": ("128,256,512", "LIST", "hidden sizes of the grid, comma-separated"),
     "--sst2-vocabs": ("1000,5000,10000", "LIST", "vocabulary sizes of the grid, comma-separated"),
     "--sst2-threads": ("1", "LIST", "torch thread counts; several values add a thread axis"),
-    "--sst2-impls": (",".join(IMPLS), "LIST", "implementations; training runs for the trainable ones (dense, sparse)"),
+    "--sst2-impls": (",".join(IMPLS), "LIST", "implementations timed for latency and throughput"),
+    "--sst2-train-impls": ("dense", "LIST", "implementations timed for training: dense, sparse"),
     "--sst2-train-rounds": ("4", "N", "timed 2-epoch trainings per configuration, after one warm-up training"),
     "--sst2-train-limit": (None, "N", "train on only the first N training examples (smoke runs)"),
     "--sst2-latency-rounds": ("1744", "N", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
@@ -55,7 +56,7 @@ def pytest_generate_tests(metafunc):
     explicit = {name.strip() for mark in metafunc.definition.iter_markers("parametrize") for name in mark.args[0].split(",")}
     if "impl" in metafunc.fixturenames and "impl" not in explicit:
         trains = "training_runs" in metafunc.fixturenames
-        metafunc.parametrize("impl", [i for i in options.impls if i in TRAINABLE or not trains])
+        metafunc.parametrize("impl", options.train_impls if trains else options.impls)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -101,7 +102,7 @@ def pinned_threads(threads):
 
 @pytest.fixture
 def training_runs(suite, sst2, model_config, impl, pinned_threads):
-    return TrainingRuns(suite, model_config, sparse=trained_as(impl) == "sparse")
+    return TrainingRuns(suite, model_config, sparse=impl == "sparse")
 
 
 @pytest.fixture
@@ -114,4 +115,4 @@ def described_benchmark(benchmark, suite, sst2, model_config, impl, pinned_threa
     """The benchmark fixture; after the test its extra_info gets the configuration's costs and accuracy."""
     yield benchmark
     if benchmark.stats is not None:  # the test got as far as timing
-        benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads))
+        benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads, benchmark.group))

@@ -1,7 +1,8 @@
 """CPU training time, batch-1 latency and batched throughput over layers x width x vocabulary x impl.
 
-Training runs first so that its warm-up round provides the model that accuracy,
-latency and throughput use: no configuration is trained more than its rounds need.
+Training runs first so that the dense training's warm-up round provides the model
+that every impl's latency and throughput use: no configuration is trained more
+than its rounds need.
 """
 import math
 

@@ -19,19 +19,14 @@ from .model import MLP, ModelConfig, convert, linear_flops
 
 IMPLS = ("dense", "sparse", "torchscript", "int8")
 SPARSE_INPUT = {"dense": False, "sparse": True, "torchscript": True, "int8": False}
-TRAINABLE = ("dense", "sparse")  # the others are made from a trained model
+TRAINABLE = ("dense", "sparse")  # torchscript and int8 are made from a trained model
 
 
-def check_impls(names) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in IMPLS]
+def check_impls(names, allowed=IMPLS) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"unknown impl {', '.join(map(repr, unknown))}; expected some of {', '.join(IMPLS)}")
+        raise ValueError(f"unknown impl {', '.join(map(repr, unknown))}; expected some of {', '.join(allowed)}")
     return tuple(names)
-
-
-def trained_as(impl: str) -> str:
-    """Which trainable model an impl is made from: its own form (dense or sparse input layer)."""
-    return "sparse" if SPARSE_INPUT[impl] else "dense"
 
 
 @dataclass

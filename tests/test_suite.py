@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from sst2mlp.model import ModelConfig
+from sst2mlp.training import accuracy
 from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, parse_positive_ints, percentiles, update_machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(
 
 def test_options_are_documented_in_pytest_help():
     help_text = run_pytest("--help").stdout
-    for option in ("--sst2-layers", "--sst2-widths", "--sst2-vocabs", "--sst2-impls", "--sst2-threads",
+    for option in ("--sst2-layers", "--sst2-widths", "--sst2-vocabs", "--sst2-impls", "--sst2-train-impls", "--sst2-threads",
                    "--sst2-train-rounds", "--sst2-train-limit", "--sst2-latency-rounds", "--sst2-data"):
         assert option in help_text
 
@@ -71,7 +72,7 @@ def test_options_are_documented_in_pytest_help():
 def test_grid_options_select_benchmarks_with_readable_ids():
     run = run_pytest(
         "benchmarks/", "--collect-only", "-q", "--sst2-layers=1", "--sst2-widths=8,16", "--sst2-vocabs=10",
-        "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "-k", "inference or training",
+        "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "--sst2-train-impls=sparse", "-k", "inference or training",
     )
     ids = [line.split("::")[1] for line in run.stdout.splitlines() if "::" in line]
     assert ids == [f"test_training[L1-H{h}-V10-T{t}-sparse-B64]" for h in (8, 16) for t in (1, 2)] + [
@@ -79,10 +80,17 @@ def test_grid_options_select_benchmarks_with_readable_ids():
     ], run.stdout + run.stderr
 
 
-def test_unknown_impl_is_a_usage_error():
-    run = run_pytest("benchmarks/", "--collect-only", "-q", "--sst2-impls=dense,onnx")
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ("--sst2-impls=dense,onnx", "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, int8"),
+        ("--sst2-train-impls=int8", "--sst2-train-impls: unknown impl 'int8'; expected some of dense, sparse"),
+    ],
+)
+def test_unknown_impl_is_a_usage_error(option, expected):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
     assert run.returncode == 4
-    assert "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, int8" in run.stderr
+    assert expected in run.stderr
 
 
 def test_machine_info_records_torch_and_drops_the_momentary_clock():
@@ -115,18 +123,23 @@ def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     suite.model_for(other)
     suite.model_for(other)
     assert suite.trainings == 4
-    info = suite.extra_info(config, "dense", threads=1)
+    info = suite.extra_info(config, "dense", threads=1, group="inference")
     assert info["flops"] == info["effective_flops"] == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1)
-    assert info["accuracy"] > 0.8  # the synthetic words separate the classes
-    assert suite.extra_info(config, "int8", threads=1)["params"] == info["params"]
-    assert suite.trainings == 4  # dense and int8 come from the same trained model
+    dev = suite.features(20).dev
+    assert info["accuracy"] == accuracy(first.model, dev, suite.dev_labels)
+    assert suite.extra_info(config, "int8", threads=1, group="inference")["params"] == info["params"]
+    assert suite.extra_info(config, "torchscript", threads=1, group="throughput")["accuracy"] == info["accuracy"]
+    assert suite.trainings == 4  # every impl is made from the same trained dense model
+    sparse_training = suite.extra_info(config, "sparse", threads=1, group="training")
+    assert suite.trainings == 5  # the sparse training benchmark describes its own model
+    assert sparse_training["accuracy"] == accuracy(suite.model_for(config, sparse=True).model, dev, suite.dev_labels)
 
 
 def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest(
         "benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15",
-        "--sst2-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
+        "--sst2-impls=dense,sparse", "--sst2-train-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
         "-p", "no:cacheprovider",
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -153,6 +166,7 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
             assert info["batch_examples"] == (64 if bench["params"]["batch_size"] == 64 else 100)
             assert info["examples_per_second"] == pytest.approx(info["batch_examples"] / bench["stats"]["median"])
     assert saved["machine_info"]["torch"]["threads"] == [1]
-    # latency and throughput reuse the model of the training warm-up: same accuracy
-    accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["params"]["impl"] == "sparse"}
-    assert len(accuracy) == 1
+    # latency and throughput of every exact impl use the dense training's warm-up model: one accuracy
+    accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["group"] != "training"}
+    dense_training = benchmarks["test_training[L2-H8-V15-T1-dense-B64]"]["extra_info"]["accuracy"]
+    assert accuracy == {dense_training}
