@@ -235,7 +235,9 @@ def _fmt(value) -> str:
     if value is None:
         return "missing"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
