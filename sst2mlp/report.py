@@ -92,7 +92,7 @@ class Run:
         return (
             f"{cpu} ({count} CPUs), torch {torch_info.get('version', '?')}, "
             f"{'/'.join(map(str, threads))} thread(s); run {self.path.name}"
-            + (f", commit {commit}" if commit else "")
+            + (f", HEAD {commit} when saved" if commit else "")
         )
 
 
