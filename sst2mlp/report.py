@@ -81,6 +81,7 @@ class Run:
     datetime: str
     rows: dict[Key, Row]
     skipped: list[str]
+    benchmarks: list[dict] = field(default_factory=list, repr=False)  # as saved, for --strict checks
     label: str = ""  # short name in tables: pytest-benchmark's run counter (0001) where it is unambiguous
 
     def caption(self) -> str:
@@ -112,10 +113,10 @@ def find_json_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def contract_violations(path: Path) -> list[str]:
-    """Benchmarks of a file that lack a parameter or extra_info field the current suite writes."""
+def contract_violations(run: Run) -> list[str]:
+    """Benchmarks of a run that lack a parameter or extra_info field the current suite writes."""
     problems = []
-    for bench in json.loads(path.read_text(encoding="utf-8"))["benchmarks"]:
+    for bench in run.benchmarks:
         missing = [f"param {p}" for p in CONTRACT_PARAMS if p not in (bench.get("params") or {})]
         missing += [f for f in CONTRACT_EXTRA_INFO.get(bench.get("group"), ()) if f not in (bench.get("extra_info") or {})]
         if bench.get("group") not in CONTRACT_EXTRA_INFO:
@@ -147,7 +148,8 @@ def read_run(path: Path) -> Run:
             skipped.append(bench.get("fullname") or bench.get("name") or f"#{index}")
             continue
         _add_benchmark(rows, bench, info)
-    return Run(path, document["machine_info"], document.get("commit_info") or {}, document.get("datetime", ""), rows, skipped)
+    return Run(path, document["machine_info"], document.get("commit_info") or {}, document.get("datetime", ""), rows, skipped,
+               benchmarks=document["benchmarks"])
 
 
 def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> None:
@@ -193,7 +195,7 @@ def load_runs(inputs: list[str], strict: bool = False) -> list[Run]:
             if strict:
                 raise ReportError(message)
             warnings.warn(message, stacklevel=2)
-        if strict and (problems := contract_violations(run.path)):
+        if strict and (problems := contract_violations(run)):
             raise ReportError(f"{run.path}: benchmarks without the fields the suite writes: " + "; ".join(problems))
         if not run.rows:
             raise ReportError(f"{run.path}: no sst2mlp benchmarks in this file")
