@@ -138,10 +138,6 @@ class Features:
     train: BagOfWords
     dev: BagOfWords
 
-    @property
-    def vocab_size(self) -> int:
-        return self.train.vocab_size
-
 
 @dataclass
 class FeatureCache:

@@ -51,10 +51,6 @@ class Key:
     impl: str
     threads: int
 
-    @property
-    def id(self) -> str:
-        return f"L{self.num_layers}-H{self.hidden_size}-V{self.vocab_size}-{self.impl}-T{self.threads}"
-
     def sort_key(self):
         return (self.num_layers, self.hidden_size, self.vocab_size, IMPL_ORDER.get(self.impl, 99), self.impl, self.threads)
 
