@@ -3,6 +3,7 @@
 - dense: the report's model, nn.Linear on dense count vectors.
 - sparse: the same function, the input layer an EmbeddingBag over the words present.
 - torchscript: the sparse model traced, frozen and optimized for inference (exact).
+- fused: the sparse model's whole forward pass as one compiled C++ call (exact; see kernel.py).
 - int8: dynamic int8 quantization of the dense model's Linear layers (approximate).
 """
 from __future__ import annotations
@@ -15,11 +16,12 @@ import torch
 from torch import nn
 
 from .features import BagOfWords
-from .model import MLP, ModelConfig, convert, linear_flops
+from .kernel import fused_mlp
+from .model import MLP, convert, linear_flops
 
-IMPLS = ("dense", "sparse", "torchscript", "int8")
-SPARSE_INPUT = {"dense": False, "sparse": True, "torchscript": True, "int8": False}
-TRAINABLE = ("dense", "sparse")  # torchscript and int8 are made from a trained model
+IMPLS = ("dense", "sparse", "torchscript", "fused", "int8")
+SPARSE_INPUT = {"dense": False, "sparse": True, "torchscript": True, "fused": True, "int8": False}
+TRAINABLE = ("dense", "sparse")  # the others are made from a trained model
 
 
 def check_impls(names, allowed=IMPLS) -> tuple[str, ...]:
@@ -46,6 +48,8 @@ class Variant:
 def make_variant(impl: str, trained: MLP, example: BagOfWords) -> Variant:
     """The `impl` form of a trained model; `example` rows serve as tracing inputs for torchscript."""
     model = convert(trained, sparse=SPARSE_INPUT[impl]).eval()
+    if impl == "fused":
+        return Variant(impl, fused_mlp(model))
     if impl == "torchscript":
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the fastest exact path here
@@ -59,11 +63,31 @@ def make_variant(impl: str, trained: MLP, example: BagOfWords) -> Variant:
     return Variant(impl, model)
 
 
-def effective_flops(impl: str, config: ModelConfig, bags: BagOfWords) -> float:
-    """FLOPs per example the impl executes, averaged over `bags`: a sparse input layer does 2*nnz*H + H."""
-    hidden, rest = config.hidden_size, config.num_layers * linear_flops(config.hidden_size, config.hidden_size)
-    rest += linear_flops(hidden, 1)
-    if not SPARSE_INPUT[impl]:
-        return float(linear_flops(config.vocab_size, hidden) + rest)
-    mean_nnz = bags.nnz_per_row.double().mean().item()
-    return 2 * mean_nnz * hidden + hidden + rest
+def effective_flops(impl: str, model: MLP, bags: BagOfWords) -> float:
+    """FLOPs per example the impl executes, averaged over `bags`.
+
+    A sparse input layer does 2*nnz*H + H; fused's hidden layers also skip the units
+    the ReLU zeroed, 2*active*H + H. Everything else is the report's 2mn + n.
+    """
+    config = model.config
+    hidden = config.hidden_size
+    if SPARSE_INPUT[impl]:
+        input_flops = 2 * bags.nnz_per_row.double().mean().item() * hidden + hidden
+    else:
+        input_flops = linear_flops(config.vocab_size, hidden)
+    if impl == "fused":
+        hidden_flops = sum(2 * active * hidden + hidden for active in mean_active_inputs(model, bags))
+    else:
+        hidden_flops = config.num_layers * linear_flops(hidden, hidden)
+    return float(input_flops + hidden_flops + linear_flops(hidden, 1))
+
+
+def mean_active_inputs(model: MLP, bags: BagOfWords) -> list[float]:
+    """For each hidden layer, how many of its inputs are non-zero after the ReLU, averaged over `bags`."""
+    active = []
+    with torch.no_grad():
+        h = torch.relu(model.input(*model.inputs(bags)))
+        for layer in model.hidden:
+            active.append((h > 0).sum(1).double().mean().item())
+            h = torch.relu(layer(h))
+    return active

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 import warnings
@@ -312,7 +313,7 @@ def comparison_rows(runs: list[Run]) -> tuple[list[dict], list[str]]:
 # ---- figures ------------------------------------------------------------------------------------
 
 SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
-STYLES = ("o-", "s--", "^-.", "D:")
+STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # cycled: more series reuse them
 LABEL_OFFSETS = ((4, 4), (4, -11), (-6, 6), (-6, -12), (6, 14), (6, -20), (-10, 16), (-10, -22))  # points
 
 
@@ -441,7 +442,7 @@ def write_figures(run: Run, out: Path, threads: int) -> list[Path]:
     for name, varying, series, title in SWEEPS:
         fig, axes = _three_panels(plt, f"{title} ({main_impl}, {threads} thread(s))", caption)
         labels = [[] for _ in axes]
-        for (fixed, legend), style in zip(series, STYLES):
+        for (fixed, legend), style in zip(series, itertools.cycle(STYLES)):
             rows = _series(run, main_impl, {**fixed, "threads": threads}, varying)
             for ax, panel_labels, (x, y) in zip(axes, labels, _point_coordinates(rows)):
                 ax.plot(x, y, style, label=legend if rows else f"{legend} (not measured)", markersize=6)
@@ -455,7 +456,7 @@ def write_figures(run: Run, out: Path, threads: int) -> list[Path]:
     rows = sorted((r for r in run.rows.values() if r.key.impl == main_impl and r.key.threads == threads and r.latency),
                   key=lambda r: r.key.sort_key())
     for ax, (x, y) in zip(axes, _point_coordinates(rows)):
-        for vocab, style in zip(sorted({r.key.vocab_size for r in rows}), STYLES):
+        for vocab, style in zip(sorted({r.key.vocab_size for r in rows}), itertools.cycle(STYLES)):
             mine = [i for i, r in enumerate(rows) if r.key.vocab_size == vocab]
             ax.plot(x[mine], y[mine], style[0], label=f"k={vocab}", markersize=5)
     _set_scales(axes)
@@ -478,7 +479,7 @@ def _impls_figure(plt, run: Run, threads: int, impls: list[str], caption: str, p
         ("latency, batch 1 (ms per example)", lambda r: r.latency["median"] * 1e3, "dev accuracy", lambda r: r.accuracy, False),
     )
     for ax, (xlabel, fx, ylabel, fy, logy) in zip(axes, panels):
-        for impl, style in zip(impls, STYLES):
+        for impl, style in zip(impls, itertools.cycle(STYLES)):
             rows = sorted((r for r in run.rows.values() if r.key.impl == impl and r.key.threads == threads and r.latency), key=fx)
             ax.plot([fx(r) for r in rows], [fy(r) for r in rows], style[0], label=impl, markersize=5, alpha=0.8)
         ax.set_xlabel(xlabel)
@@ -497,7 +498,7 @@ def _pareto_figure(plt, run: Run, threads: int, impls: list[str], caption: str, 
              ("effective FLOPs per example (what the impl executes)", lambda r: r.effective_flops))
     fronts = []
     for ax, (xlabel, cost) in zip(axes, costs):
-        for impl, style in zip(impls, STYLES):
+        for impl, style in zip(impls, itertools.cycle(STYLES)):
             mine = [r for r in rows if r.key.impl == impl]
             ax.plot([cost(r) for r in mine], [r.accuracy for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
         front = [rows[i] for i in pareto_front([(cost(r), r.accuracy) for r in rows])]

@@ -206,7 +206,7 @@ class Suite:
         return {
             **self.config_info(config, threads),
             "impl": impl,
-            "effective_flops": effective_flops(impl, config, self.features(config.vocab_size).dev),
+            "effective_flops": effective_flops(impl, trained.model, self.features(config.vocab_size).dev),
             "accuracy": impl_accuracy,
             "train_accuracy": trained.result.train_accuracy,
             "final_loss": trained.result.final_loss,

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, predict_logits, train
+from sst2mlp import kernel
 from sst2mlp.impls import IMPLS, check_impls, effective_flops, make_variant
 from sst2mlp.model import SparseLinear, convert, count_flops, count_params
 
@@ -22,7 +23,7 @@ def test_exact_impls_agree_on_every_dev_example(baseline_trained_on_a_subset):
     model, dev, _ = baseline_trained_on_a_subset
     dense = make_variant("dense", model, dev)
     reference = torch.cat([predict_logits(dense, dev.rows(i, i + 1)) for i in range(len(dev))])
-    for impl in ("sparse", "torchscript"):
+    for impl in ("sparse", "torchscript", "fused"):
         variant = make_variant(impl, model, dev)
         one_at_a_time = torch.cat([predict_logits(variant, dev.rows(i, i + 1)) for i in range(len(dev))])
         assert len(one_at_a_time) == 872
@@ -73,13 +74,103 @@ def test_effective_flops_count_only_present_words():
     bags = featurize(sentences, Vocabulary.build(sentences))  # 3, 1, 1 distinct words
     model = MLP(1, 4, 3)
     rest = (2 * 4 * 4 + 4) + (2 * 4 + 1)
-    assert effective_flops("sparse", model.config, bags) == pytest.approx(2 * (5 / 3) * 4 + 4 + rest)
-    assert effective_flops("torchscript", model.config, bags) == effective_flops("sparse", model.config, bags)
-    assert effective_flops("dense", model.config, bags) == effective_flops("int8", model.config, bags) == count_flops(model)
+    assert effective_flops("sparse", model, bags) == pytest.approx(2 * (5 / 3) * 4 + 4 + rest)
+    assert effective_flops("torchscript", model, bags) == effective_flops("sparse", model, bags)
+    assert effective_flops("dense", model, bags) == effective_flops("int8", model, bags) == count_flops(model)
+
+
+def test_fused_effective_flops_skip_the_units_the_relu_zeroed():
+    sentences = ["a b c", "a", "b b b b"]
+    bags = featurize(sentences, Vocabulary.build(sentences))
+    model = MLP(1, 4, 3)
+    with torch.no_grad():
+        model.input.weight.zero_()
+        model.input.bias.copy_(torch.tensor([1.0, -1.0, 2.0, 0.0]))  # two units pass the ReLU for every sentence
+    sparse_input = 2 * (5 / 3) * 4 + 4
+    assert effective_flops("fused", model, bags) == pytest.approx(sparse_input + (2 * 2 * 4 + 4) + (2 * 4 + 1))
 
 
 def test_check_impls():
     assert check_impls(["dense", "int8"]) == ("dense", "int8")
-    assert IMPLS == ("dense", "sparse", "torchscript", "int8")
+    assert IMPLS == ("dense", "sparse", "torchscript", "fused", "int8")
     with pytest.raises(ValueError, match="unknown impl 'onnx'"):
         check_impls(["onnx"])
+
+
+def tiny_model_and_bags(num_layers=2):
+    sentences = ["a b c a", "a", "b b b b c", "c d", "d d a"]
+    bags = featurize(sentences, Vocabulary.build(sentences))
+    torch.manual_seed(1)
+    return MLP(num_layers, 8, 4).eval(), bags
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_fused_matches_dense_for_any_depth(num_layers):
+    model, bags = tiny_model_and_bags(num_layers)
+    fused = make_variant("fused", model, bags)
+    assert (fused.module.vocab_size, fused.module.hidden_size, fused.module.num_layers) == (4, 8, num_layers)
+    assert torch.allclose(predict_logits(fused, bags), predict_logits(model, bags), rtol=0, atol=1e-6)
+
+
+def test_fused_batches_give_the_same_logits_on_any_thread_count(baseline_trained_on_a_subset):
+    model, dev, _ = baseline_trained_on_a_subset
+    fused = make_variant("fused", model, dev)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_thread = fused(*fused.inputs(dev))
+        torch.set_num_threads(2)
+        two_threads = fused(*fused.inputs(dev))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one_thread, two_threads)  # rows are independent: same arithmetic, any split
+
+
+def test_fused_copies_the_parameters():
+    model, bags = tiny_model_and_bags()
+    fused = make_variant("fused", model, bags)
+    before = fused(*fused.inputs(bags))
+    with torch.no_grad():
+        model.output.bias += 1
+    assert torch.equal(fused(*fused.inputs(bags)), before)
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ((torch.tensor([0, 9]), torch.tensor([0, 2]), torch.ones(2)), "word id 9 is outside the vocabulary of 4"),
+        ((torch.tensor([0, 1]), torch.tensor([0, 3]), torch.ones(2)), "offsets must run from 0 to len\\(indices\\)"),
+        ((torch.tensor([0, 1]), torch.tensor([0, 2, 1, 2]), torch.ones(2)), "offsets must not decrease"),
+        ((torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0, 2]), torch.ones(2)), "indices must be a contiguous 1-D int64"),
+        ((torch.tensor([0, 1]), torch.tensor([0, 2]), torch.ones(3)), "counts must be .* as long as indices"),
+    ],
+)
+def test_fused_rejects_malformed_inputs(inputs, message):
+    model, bags = tiny_model_and_bags()
+    fused = make_variant("fused", model, bags)
+    with pytest.raises(RuntimeError, match=message):
+        fused(*inputs)
+
+
+def test_fused_rejects_mismatched_parameters():
+    extension = kernel.load_extension()
+    with pytest.raises(RuntimeError, match=r"hidden weight must have shape \(8, 8\)"):
+        extension.FusedMLP(torch.zeros(4, 8), torch.zeros(8), [torch.zeros(8, 7)], [torch.zeros(8)], torch.zeros(8), 0.0)
+    with pytest.raises(RuntimeError, match="input_bias must be a float32 CPU tensor"):
+        extension.FusedMLP(torch.zeros(4, 8), torch.zeros(8, dtype=torch.float64), [], [], torch.zeros(8), 0.0)
+
+
+def test_a_failed_kernel_build_names_the_impl_and_the_fix_once(monkeypatch):
+    attempts = []
+
+    def failing_build():
+        attempts.append(1)
+        raise RuntimeError("Error building extension 'sst2mlp_fused_mlp'\nc++: not found")
+
+    monkeypatch.setattr(kernel, "_loaded", None)
+    monkeypatch.setattr(kernel, "_build", failing_build)
+    for _ in range(2):
+        with pytest.raises(kernel.KernelUnavailable, match="impl 'fused' needs a C\\+\\+ compiler .*Error building extension") as error:
+            kernel.load_extension()
+        assert "leave 'fused' out of --sst2-impls" in str(error.value)
+    assert attempts == [1]

@@ -40,7 +40,7 @@ def test_default_grid_is_the_reports_27_configurations():
         ("--sst2-layers=1,x", "--sst2-layers expects a comma-separated list of positive integers"),
         ("--sst2-train-rounds=0", "--sst2-train-rounds expects a comma-separated list of positive integers"),
         ("--sst2-train-limit=1,2", "--sst2-train-limit expects one positive integer"),
-        ("--sst2-impls=dense,onnx", "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, int8"),
+        ("--sst2-impls=dense,onnx", "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, fused, int8"),
         ("--sst2-train-impls=int8", "--sst2-train-impls: unknown impl 'int8'; expected some of dense, sparse"),
     ],
 )
@@ -118,6 +118,9 @@ def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     assert info["accuracy"] == accuracy(first.model, dev, suite.dev_labels)
     assert suite.extra_info(config, "int8", threads=1, group="inference")["params"] == info["params"]
     assert suite.extra_info(config, "torchscript", threads=1, group="throughput")["accuracy"] == info["accuracy"]
+    fused = suite.extra_info(config, "fused", threads=1, group="inference")
+    assert fused["accuracy"] == info["accuracy"]
+    assert fused["effective_flops"] < suite.extra_info(config, "sparse", threads=1, group="inference")["effective_flops"]
     assert suite.trainings == 4  # every impl is made from the same trained dense model
     sparse_training = suite.extra_info(config, "sparse", threads=1, group="training")
     assert suite.trainings == 5  # the sparse training benchmark describes its own model
@@ -128,7 +131,7 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest(
         "benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15",
-        "--sst2-impls=dense,sparse", "--sst2-train-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
+        "--sst2-impls=dense,sparse,fused", "--sst2-train-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
         "-p", "no:cacheprovider",
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -137,7 +140,8 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
     saved = json.loads(out.read_text())
     benchmarks = {b["name"]: b for b in saved["benchmarks"]}
     expected = [f"test_{g}[L{n}-H8-V15-T1-{impl}-B{b}]" for g, b in (("training", 64), ("inference", 1)) for n in (1, 2) for impl in ("dense", "sparse")]
-    expected += [f"test_throughput[L{n}-H8-V15-T1-{impl}-B{b}]" for n in (1, 2) for impl in ("dense", "sparse") for b in (64, "dev")]
+    expected += [f"test_inference[L{n}-H8-V15-T1-fused-B1]" for n in (1, 2)]
+    expected += [f"test_throughput[L{n}-H8-V15-T1-{impl}-B{b}]" for n in (1, 2) for impl in ("dense", "sparse", "fused") for b in (64, "dev")]
     assert sorted(benchmarks) == sorted(expected)
     for bench in benchmarks.values():
         assert set(bench["params"]) == {"num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size"}

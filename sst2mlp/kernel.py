@@ -1,0 +1,79 @@
+"""The `fused` impl's C++ kernel (csrc/fused_mlp.cpp): built at first use, then cached by torch.
+
+torch.utils.cpp_extension compiles it with the machine's C++ compiler and ninja
+(~30 s once; later sessions load the cached library from $TORCH_EXTENSIONS_DIR,
+by default ~/.cache/torch_extensions). It is compiled for the CPU it runs on
+(-march=native), which is what an on-device deployment would do too.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from .model import MLP
+
+SOURCE = Path(__file__).parent / "csrc" / "fused_mlp.cpp"
+EXTENSION_NAME = "sst2mlp_fused_mlp"
+COMPILER_FLAGS = ("-O3", "-march=native")
+
+
+class KernelUnavailable(RuntimeError):
+    """The fused kernel could not be compiled or loaded on this machine."""
+
+
+_loaded = None  # the extension module, or the KernelUnavailable that building it raised
+
+
+def load_extension():
+    """The compiled extension module; a failed build is remembered and raised again without a second try."""
+    global _loaded
+    if _loaded is None:
+        try:
+            _loaded = _build()
+        except Exception as error:  # compiler errors surface as RuntimeError, OSError or CalledProcessError
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            _loaded = KernelUnavailable(
+                f"impl 'fused' needs a C++ compiler (g++ or clang++) and ninja to compile {SOURCE} at first use, "
+                f"and building it failed ({first_line}); install a compiler, or leave 'fused' out of --sst2-impls"
+            )
+            _loaded.__cause__ = error  # the full compiler output
+    if isinstance(_loaded, KernelUnavailable):
+        raise _loaded
+    return _loaded
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    if shutil.which("ninja") is None:
+        # pip installs the ninja package's binary next to the interpreter, which is not on PATH
+        # when a virtualenv's python runs without being activated; torch looks for ninja on PATH.
+        import ninja
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    return cpp_extension.load(EXTENSION_NAME, [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
+
+
+def fused_mlp(model: MLP):
+    """A callable (indices, offsets, counts) -> logits computing `model`'s function in one C++ call.
+
+    It holds copies of the parameters, laid out for the kernel: later changes to `model` do not reach it.
+    """
+    extension = load_extension()
+    with torch.no_grad():
+        input_weight = model.input.bag.weight if model.sparse else model.input.weight.T  # (vocab, hidden)
+        return extension.FusedMLP(
+            input_weight=_copy(input_weight),
+            input_bias=_copy(model.input.bias),
+            hidden_weights_t=[_copy(layer.weight.T) for layer in model.hidden],
+            hidden_biases=[_copy(layer.bias) for layer in model.hidden],
+            output_weight=_copy(model.output.weight[0]),
+            output_bias=float(model.output.bias.item()),
+        )
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
