@@ -230,9 +230,9 @@ def _ms(seconds):
     return None if seconds is None else seconds * 1e3
 
 
-def _fmt(value) -> str:
+def _fmt(value, empty: str) -> str:
     if value is None:
-        return "missing"
+        return empty
     if isinstance(value, float):
         if abs(value) >= 1000:
             return f"{value:,.0f}"
@@ -249,9 +249,10 @@ def write_csv(path: Path, rows: list[dict], columns) -> None:
         writer.writerows({c: "" if row[c] is None else row[c] for c in columns} for row in rows)
 
 
-def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns) -> None:
+def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> None:
+    """`empty` fills the cells with no value: "-" where a metric was not measured (training an int8 model)."""
     lines = [f"# {title}", "", caption, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_fmt(row[c], empty) for c in columns) + " |" for row in rows]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -539,7 +540,7 @@ def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: b
         rows, columns = comparison_rows(runs)
         write_csv(out / "comparison.csv", rows, columns)
         captions = "\n".join(f"- {run.label}: {run.caption()}" for run in runs)
-        write_markdown(out / "comparison.md", "sst2mlp comparison (ratios against the first run)", captions, rows, columns)
+        write_markdown(out / "comparison.md", "sst2mlp comparison (ratios against the first run)", captions, rows, columns, empty="missing")
         written += [out / "comparison.csv", out / "comparison.md"]
     return written
 

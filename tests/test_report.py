@@ -55,6 +55,10 @@ def test_results_table_matches_the_json(tmp_path):
     assert by_impl["torchscript"]["training_median_s"] == ""  # not a trainable impl
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert "AMD EPYC" in markdown and "torch 2.13.0" in markdown and "| 1 | 128 | 1,000 | torchscript |" in markdown
+    header, torchscript = (next(line for line in markdown.splitlines() if marker in line) for marker in ("| num_layers |", "| torchscript |"))
+    cells = dict(zip(header.strip("| ").split(" | "), torchscript.strip("| ").split(" | ")))
+    assert cells["training_median_s"] == "-" and cells["latency_median_ms"] != "-"  # not measured, not missing
+    assert "missing" not in markdown
 
 
 def test_speedups_are_ratios_within_the_run(tmp_path):
