@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import torch
@@ -55,6 +56,16 @@ def _build():
 
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     return cpp_extension.load(EXTENSION_NAME, [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
+
+
+def build_info() -> dict:
+    """The compiler and flags the kernel is (or would be) built with: they decide its speed as much as the CPU."""
+    compiler = os.environ.get("CXX", "c++")  # what torch.utils.cpp_extension runs
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        version = f"unavailable ({error})"
+    return {"compiler": compiler, "compiler_version": (version.splitlines() or ["unknown"])[0], "flags": list(COMPILER_FLAGS)}
 
 
 def fused_mlp(model: MLP):

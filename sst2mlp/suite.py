@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import kernel
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
 from .impls import IMPLS, TRAINABLE, Variant, check_impls, effective_flops, make_variant
@@ -295,6 +296,8 @@ def update_machine_info(machine_info: dict, options: SuiteOptions) -> None:
         "interop_threads": torch.get_num_interop_threads(),
         **torch_build_info(),
     }
+    if "fused" in options.impls:
+        machine_info["fused_kernel"] = kernel.build_info()
     machine_info["cpu_model"] = cpu_model()
     machine_info["cpu_count"] = os.cpu_count()
     if hasattr(os, "getloadavg"):

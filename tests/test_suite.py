@@ -92,6 +92,18 @@ def test_machine_info_records_torch_and_drops_the_momentary_clock():
     assert machine_info["torch"]["threads"] == [1, 2]
     assert {"blas", "cpu_capability"} <= set(machine_info["torch"])
     assert machine_info["cpu_model"]
+    assert machine_info["fused_kernel"]["flags"] == ["-O3", "-march=native"]
+    assert machine_info["fused_kernel"]["compiler_version"]  # e.g. "c++ (Debian 12.2.0-14) 12.2.0"
+
+
+def test_machine_info_describes_the_fused_kernel_only_when_it_runs(monkeypatch):
+    machine_info = {}
+    update_machine_info(machine_info, SuiteOptions(impls=("dense", "int8")))
+    assert "fused_kernel" not in machine_info
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    update_machine_info(machine_info, SuiteOptions(impls=("fused",)))
+    assert machine_info["fused_kernel"]["compiler"] == "/nonexistent/c++"
+    assert machine_info["fused_kernel"]["compiler_version"].startswith("unavailable (")
 
 
 def test_percentiles():
