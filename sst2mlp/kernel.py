@@ -3,11 +3,14 @@
 torch.utils.cpp_extension compiles it with the machine's C++ compiler and ninja
 (~30 s once; later sessions load the cached library from $TORCH_EXTENSIONS_DIR,
 by default ~/.cache/torch_extensions). It is compiled for the CPU it runs on
-(-march=native), which is what an on-device deployment would do too.
+(-march=native), so the cached library's name carries a hash of that CPU's
+instruction-set flags: machines sharing a home folder do not load each other's.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +20,6 @@ import torch
 from .model import MLP
 
 SOURCE = Path(__file__).parent / "csrc" / "fused_mlp.cpp"
-EXTENSION_NAME = "sst2mlp_fused_mlp"
 COMPILER_FLAGS = ("-O3", "-march=native")
 
 
@@ -55,7 +57,17 @@ def _build():
         import ninja
 
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-    return cpp_extension.load(EXTENSION_NAME, [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
+    return cpp_extension.load(extension_name(), [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
+
+
+def extension_name() -> str:
+    """sst2mlp_fused_mlp_<hash of the CPU's instruction-set flags>: a -march=native build runs only on such a CPU."""
+    description = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+        description += next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return f"sst2mlp_fused_mlp_{hashlib.sha1(description.encode()).hexdigest()[:10]}"
 
 
 def build_info() -> dict:

@@ -160,6 +160,13 @@ def test_fused_rejects_mismatched_parameters():
         extension.FusedMLP(torch.zeros(4, 8), torch.zeros(8, dtype=torch.float64), [], [], torch.zeros(8), 0.0)
 
 
+def test_the_kernel_library_is_named_after_the_cpu_it_was_built_for():
+    name = kernel.extension_name()
+    assert name.startswith("sst2mlp_fused_mlp_") and len(name) == len("sst2mlp_fused_mlp_") + 10
+    assert name.isidentifier()  # it becomes the Python module's name
+    assert kernel.extension_name() == name
+
+
 def test_a_failed_kernel_build_names_the_impl_and_the_fix_once(monkeypatch):
     attempts = []
 
