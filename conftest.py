@@ -107,7 +107,7 @@ def training_runs(suite, sst2, model_config, impl, pinned_threads):
 
 @pytest.fixture
 def variant(suite, sst2, model_config, impl, pinned_threads):
-    return suite.variant(model_config, impl)[0]
+    return suite.variant(model_config, impl).variant
 
 
 @pytest.fixture

@@ -47,9 +47,9 @@ class Variant:
 
 def make_variant(impl: str, trained: MLP, example: BagOfWords) -> Variant:
     """The `impl` form of a trained model; `example` rows serve as tracing inputs for torchscript."""
-    model = convert(trained, sparse=SPARSE_INPUT[impl]).eval()
     if impl == "fused":
-        return Variant(impl, fused_mlp(model))
+        return Variant(impl, fused_mlp(trained))  # copies the parameters into its own layout
+    model = convert(trained, sparse=SPARSE_INPUT[impl]).eval()
     if impl == "torchscript":
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the fastest exact path here

@@ -100,10 +100,19 @@ class TrainedModel:
 
 
 @dataclass
+class PreparedVariant:
+    """An impl's form of a trained model, with what its benchmarks record about it (computed once)."""
+
+    variant: Variant
+    accuracy: float
+    effective_flops: float
+
+
+@dataclass
 class Suite:
     options: SuiteOptions
     trained: dict[tuple[ModelConfig, bool], TrainedModel] = field(default_factory=dict)  # key: (config, sparse)
-    variants: dict[tuple[ModelConfig, str], tuple[Variant, float]] = field(default_factory=dict)
+    variants: dict[tuple[ModelConfig, str], PreparedVariant] = field(default_factory=dict)
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
 
     @cached_property
@@ -168,7 +177,7 @@ class Suite:
             self.keep(model, self.fit(model))
         return self.trained[(config, sparse)]
 
-    def variant(self, config: ModelConfig, impl: str) -> tuple[Variant, float]:
+    def variant(self, config: ModelConfig, impl: str) -> PreparedVariant:
         """The impl's form of the dense model trained this session, with its own dev accuracy.
 
         All impls share those weights, so their accuracies differ only by what the impl changes (int8).
@@ -177,7 +186,9 @@ class Suite:
             trained = self.model_for(config, sparse=False)
             dev = self.features(config.vocab_size).dev
             variant = make_variant(impl, trained.model, dev)
-            self.variants[(config, impl)] = variant, accuracy(variant, dev, self.dev_labels)
+            self.variants[(config, impl)] = PreparedVariant(
+                variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev)
+            )
         return self.variants[(config, impl)]
 
     def config_info(self, config: ModelConfig, threads: int) -> dict:
@@ -201,13 +212,15 @@ class Suite:
         if group == "training":
             trained = self.model_for(config, sparse=impl == "sparse")
             impl_accuracy = trained.accuracy
+            impl_flops = effective_flops(impl, trained.model, self.features(config.vocab_size).dev)
         else:
             trained = self.model_for(config, sparse=False)
-            impl_accuracy = self.variant(config, impl)[1]
+            prepared = self.variant(config, impl)
+            impl_accuracy, impl_flops = prepared.accuracy, prepared.effective_flops
         return {
             **self.config_info(config, threads),
             "impl": impl,
-            "effective_flops": effective_flops(impl, trained.model, self.features(config.vocab_size).dev),
+            "effective_flops": impl_flops,
             "accuracy": impl_accuracy,
             "train_accuracy": trained.result.train_accuracy,
             "final_loss": trained.result.final_loss,
