@@ -1,41 +1,24 @@
-"""pytest options and hooks of the sst2mlp suite; the work is done by sst2mlp.suite."""
+"""pytest options and hooks of the sst2mlp suite; the work is done by the sst2mlp package."""
 import pytest
 import torch
 
-from sst2mlp import DataError
-from sst2mlp.data import DATA_DIR_ENV, resolve_data_dir
+from sst2mlp.data import DATA_DIR_ENV, DataError, resolve_data_dir
+from sst2mlp.machine import update_machine_info
 from sst2mlp.model import ModelConfig
-from sst2mlp.impls import IMPLS
-from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, update_machine_info
-
-OPTIONS = {  # name: (default, metavar, help)
-    "--sst2-layers": ("1,2,4", "LIST", "hidden layer counts of the grid, comma-separated"),
-    "--sst2-widths": ("128,256,512", "LIST", "hidden sizes of the grid, comma-separated"),
-    "--sst2-vocabs": ("1000,5000,10000", "LIST", "vocabulary sizes of the grid, comma-separated"),
-    "--sst2-threads": ("1", "LIST", "torch thread counts; several values add a thread axis"),
-    "--sst2-impls": (",".join(IMPLS), "LIST", "implementations timed for latency and throughput"),
-    "--sst2-train-impls": ("dense", "LIST", "implementations timed for training: dense, sparse"),
-    "--sst2-train-rounds": ("4", "N", "timed 2-epoch trainings per configuration, after one warm-up training"),
-    "--sst2-train-limit": (None, "N", "train on only the first N training examples (smoke runs)"),
-    "--sst2-latency-rounds": ("1744", "N", "single-example forward passes timed per inference benchmark (872 dev examples, cycled)"),
-    "--sst2-data": (None, "DIR", "local SST-2 folder (GLUE train.tsv/dev.tsv or hub parquet); default $SST2_DATA_DIR, else the hub"),
-}
+from sst2mlp.options import OPTIONS, SuiteOptions
+from sst2mlp.suite import Suite, TrainingRuns, check_extra_info
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("sst2mlp", "sst2mlp benchmark suite")
-    for name, (default, metavar, help_text) in OPTIONS.items():
-        shown = f" (default: {default})" if default else ""
-        group.addoption(name, default=default, metavar=metavar, help=help_text + shown)
+    for option in OPTIONS:
+        shown = f" (default: {option.default})" if option.default is not None else ""
+        group.addoption(option.flag, type=option.parse, default=option.default, metavar=option.metavar,
+                        help=option.help + shown)
 
 
 def pytest_configure(config):
-    values = {name[len("--sst2-"):].replace("-", "_"): config.getoption(name) for name in OPTIONS}
-    values["data_dir"] = values.pop("data")
-    try:
-        config.sst2_options = SuiteOptions.parse(**values)
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from None
+    config.sst2_options = SuiteOptions.from_pytest(config.getoption)
     config.sst2_suite = Suite(config.sst2_options)
     folder = resolve_data_dir(config.sst2_options.data_dir)
     if folder is not None and not folder.is_dir():
@@ -60,7 +43,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    update_machine_info(machine_info, config.sst2_options)
+    update_machine_info(machine_info, config.sst2_options.threads, config.sst2_options.impls)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -102,7 +85,7 @@ def pinned_threads(threads):
 
 @pytest.fixture
 def training_runs(suite, sst2, model_config, impl, pinned_threads):
-    return TrainingRuns(suite, model_config, sparse=impl == "sparse")
+    return TrainingRuns(suite, model_config, trained_impl=impl)
 
 
 @pytest.fixture
@@ -114,5 +97,7 @@ def variant(suite, sst2, model_config, impl, pinned_threads):
 def described_benchmark(benchmark, suite, sst2, model_config, impl, pinned_threads):
     """The benchmark fixture; after the test its extra_info gets the configuration's costs and accuracy."""
     yield benchmark
-    if benchmark.stats is not None:  # the test got as far as timing
+    if not benchmark.has_error:
         benchmark.extra_info.update(suite.extra_info(model_config, impl, pinned_threads, benchmark.group))
+        if benchmark.stats is not None:  # timed, so every field of the contract is there
+            check_extra_info(benchmark.group, benchmark.extra_info)

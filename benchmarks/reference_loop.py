@@ -15,7 +15,12 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from sst2mlp import MLP, BagOfWords, TrainConfig, accuracy
+from sst2mlp.features import BagOfWords
+from sst2mlp.model import MLP
+from sst2mlp.suite import TrainedModel, check_extra_info
+from sst2mlp.training import TrainConfig, TrainResult, accuracy
+
+IMPL = "reference-loop"
 
 
 class DenseRows(Dataset):
@@ -29,14 +34,14 @@ class DenseRows(Dataset):
         return self.bags.rows(i, i + 1).dense()[0], self.labels[i]
 
 
-def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig) -> dict:
+def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, config: TrainConfig) -> TrainResult:
     loader = DataLoader(DenseRows(bags, labels), batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     model.train()
-    epoch_seconds = []
+    epoch_seconds, epoch_losses = [], []
     for _ in range(config.epochs):
-        start, correct = time.perf_counter(), 0
+        start, correct, loss_sum = time.perf_counter(), 0, 0.0
         for rows, targets in loader:
             logits = model(rows)
             loss = F.binary_cross_entropy_with_logits(logits, targets)
@@ -44,33 +49,34 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
             loss.backward()
             optimizer.step()
             correct += ((logits > 0) == (targets > 0.5)).sum().item()
+            loss_sum += loss.item()
         epoch_seconds.append(time.perf_counter() - start)
+        epoch_losses.append(loss_sum / len(loader))
     model.eval()
-    return {"epoch_seconds": epoch_seconds, "train_accuracy": correct / len(bags)}
+    return TrainResult(epoch_seconds, epoch_losses, correct / len(bags))
 
 
 @pytest.mark.benchmark(group="training")
 @pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=lambda b: f"B{b}")
-@pytest.mark.parametrize("impl", ["reference-loop"])
+@pytest.mark.parametrize("impl", [IMPL])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
+    seed = suite.options.seed
     models, results = [], []
 
     def fresh_model():
-        models.append(suite.new_model(model_config, sparse=False))
-        return (models[-1], features.train, suite.train_labels, suite.train_config), {}
+        models.append(suite.new_model(model_config, "dense", seed))
+        return (models[-1], features.train, suite.train_labels, suite.train_config(seed)), {}
 
     def train_and_record(*args):
         results.append(reference_training(*args))
 
     benchmark.pedantic(train_and_record, setup=fresh_model, warmup_rounds=1,
                        rounds=pytestconfig.sst2_options.train_rounds)
-    info = suite.config_info(model_config, pinned_threads)
+    trained = TrainedModel(models[0], results[0], accuracy(models[0], features.dev, suite.dev_labels), IMPL, seed)
     benchmark.extra_info.update(
-        info,
-        impl=impl,
-        effective_flops=float(info["flops"]),
-        accuracy=accuracy(models[0], features.dev, suite.dev_labels),
-        train_accuracy=results[0]["train_accuracy"],
-        epoch_seconds=[r["epoch_seconds"] for r in results[1:]],
+        suite.describe(model_config, pinned_threads, impl, trained, trained.accuracy),
+        epoch_seconds=[r.epoch_seconds for r in results[1:]],
     )
+    if benchmark.stats is not None:
+        check_extra_info("training", benchmark.extra_info)

@@ -7,6 +7,7 @@ sentences plus 0/1 labels. A local folder holds either GLUE's `train.tsv` and
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.sentences)
 
-    def head(self, n: int) -> "Split":
+    def head(self, n: int) -> Split:
         return Split(self.name, self.sentences[:n], self.labels[:n])
 
 
@@ -65,7 +66,27 @@ def load_sst2(data_dir: str | os.PathLike | None = None) -> SST2:
     return _load_folder(folder)
 
 
+def hub_unreachable_reason(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, found in at most `timeout` seconds (the hub client retries for ~25 s);
+    None when it answers, when a proxy is configured (only the client can use it) or in offline mode (cache only)."""
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+        return None
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    name, _, port = host.partition(":")
+    try:
+        socket.create_connection((name, int(port or 443)), timeout=timeout).close()
+    except OSError as error:
+        return f"{endpoint} is not reachable ({error})"
+    return None
+
+
 def _load_hub() -> SST2:
+    unreachable = hub_unreachable_reason()
+    if unreachable:
+        raise DataError(f"cannot download {HUB_NAME} from the Hugging Face hub: {unreachable}; {HOW_TO_POINT_LOCAL}")
     import datasets
 
     try:
@@ -100,18 +121,27 @@ def read_glue_tsv(path: Path):
     """Parse a GLUE-format SST-2 file strictly, naming the file and line of the first problem."""
     import datasets
 
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error}); expected a readable GLUE-format TSV file") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: bytes that are not UTF-8 ({error.reason}); expected a UTF-8 text file") from None
-    lines = text.splitlines()
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports write
+    # Only newlines end a row: str.splitlines would also split at U+2028 and other separators inside a sentence.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines or tuple(lines[0].split("\t")) != TSV_HEADER:
         found = repr(lines[0][:80]) if lines else "an empty file"
         raise DataError(f"{path}, line 1: expected the header 'sentence<TAB>label', found {found}")
     sentences, labels = [], []
     for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            raise DataError(f"{path}, line {number}: the line is blank; expected a sentence, a tab and a 0/1 label")
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(f"{path}, line {number}: expected 2 tab-separated columns (sentence, label), found {len(fields)}")
@@ -130,7 +160,10 @@ def _read_parquet(folder: Path, prefix: str):
         raise DataError(
             f"SST-2 folder {folder} holds neither train.tsv and dev.tsv nor {prefix}-*.parquet; {HOW_TO_POINT_LOCAL}"
         )
-    dataset = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    try:
+        dataset = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    except OSError as error:
+        raise DataError(f"{', '.join(map(str, files))}: cannot read ({error}); expected readable parquet files") from None
     missing = {"sentence", "label"} - set(dataset.column_names)
     if missing:
         raise DataError(f"{files[0]}: expected columns 'sentence' and 'label', missing {sorted(missing)}")

@@ -30,13 +30,13 @@ class Vocabulary:
     words: tuple[str, ...]  # most frequent first; a word's position is its feature index
 
     @classmethod
-    def build(cls, sentences: list[str], size: int | None = None) -> "Vocabulary":
+    def build(cls, sentences: list[str], size: int | None = None) -> Vocabulary:
         """The `size` most common words of `sentences` (all of them if size is None)."""
         counts = Counter(word for sentence in sentences for word in tokenize(sentence))
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return cls(tuple(word for word, _ in ranked[:size]))
 
-    def top(self, size: int) -> "Vocabulary":
+    def top(self, size: int) -> Vocabulary:
         if size > len(self):
             raise ValueError(f"vocabulary size {size} exceeds the {len(self)} distinct training words")
         return Vocabulary(self.words[:size])
@@ -88,12 +88,12 @@ class BagOfWords:
     def nnz_per_row(self) -> torch.Tensor:
         return self.offsets.diff()
 
-    def rows(self, start: int, stop: int) -> "BagOfWords":
+    def rows(self, start: int, stop: int) -> BagOfWords:
         """Rows start..stop-1 as a view (no copy)."""
         begin, end = int(self.offsets[start]), int(self.offsets[stop])
         return BagOfWords(self.indices[begin:end], self.offsets[start : stop + 1] - begin, self.counts[begin:end], self.vocab_size)
 
-    def permute(self, order: torch.Tensor) -> "BagOfWords":
+    def permute(self, order: torch.Tensor) -> BagOfWords:
         """The rows in the given order (one gather, so batches of a shuffled epoch are contiguous slices)."""
         lengths = self.nnz_per_row[order]
         new_offsets = torch.zeros_like(self.offsets)

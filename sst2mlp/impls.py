@@ -1,16 +1,12 @@
 """Implementations of one trained MLP: what each executes and how fast, at identical (or int8) weights.
 
-- dense: the report's model, nn.Linear on dense count vectors.
-- sparse: the same function, the input layer an EmbeddingBag over the words present.
-- torchscript: the sparse model traced, frozen and optimized for inference (exact).
-- fused: the sparse model's whole forward pass as one compiled C++ call (exact; see kernel.py).
-- int8: dynamic int8 quantization of the dense model's Linear layers (approximate).
+Each impl is one `Impl` record in `REGISTRY`: adding an implementation is adding an entry.
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -19,63 +15,103 @@ from .features import BagOfWords
 from .kernel import fused_mlp
 from .model import MLP, convert, linear_flops
 
-IMPLS = ("dense", "sparse", "torchscript", "fused", "int8")
-SPARSE_INPUT = {"dense": False, "sparse": True, "torchscript": True, "fused": True, "int8": False}
-TRAINABLE = ("dense", "sparse")  # the others are made from a trained model
+Forward = Callable[..., torch.Tensor]
 
 
-def check_impls(names, allowed=IMPLS) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise ValueError(f"unknown impl {', '.join(map(repr, unknown))}; expected some of {', '.join(allowed)}")
-    return tuple(names)
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    summary: str
+    sparse_input: bool  # reads (indices, offsets, counts) instead of dense count rows
+    trainable: bool  # has a training benchmark; the others are made from a trained model
+    exact: bool  # same logits as dense within float32 rounding
+    skips_inactive_units: bool  # hidden layers read only the inputs the ReLU let through
+    build: Callable[[MLP, BagOfWords], Forward]  # (trained model, example rows) -> forward callable
+
+    def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
+        return (bags.indices, bags.offsets, bags.counts) if self.sparse_input else (bags.dense(),)
+
+
+def _eager(sparse: bool) -> Callable[[MLP, BagOfWords], Forward]:
+    return lambda trained, _example: convert(trained, sparse=sparse).eval()
+
+
+def _torchscript(trained: MLP, example: BagOfWords) -> Forward:
+    model = convert(trained, sparse=True).eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the fastest exact path here
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # a shape check traced as constant: holds for every input
+        traced = torch.jit.trace(model, model.inputs(example.rows(0, min(2, len(example)))))
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
+def _int8(trained: MLP, _example: BagOfWords) -> Forward:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        return torch.ao.quantization.quantize_dynamic(convert(trained, sparse=False).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def _fused(trained: MLP, _example: BagOfWords) -> Forward:
+    return fused_mlp(trained)  # copies the parameters into its own layout
+
+
+REGISTRY = (
+    Impl("dense", "the report's model: nn.Linear on dense count vectors", sparse_input=False, trainable=True,
+         exact=True, skips_inactive_units=False, build=_eager(sparse=False)),
+    Impl("sparse", "the input layer an EmbeddingBag over the words present", sparse_input=True, trainable=True,
+         exact=True, skips_inactive_units=False, build=_eager(sparse=True)),
+    Impl("torchscript", "the sparse model traced, frozen and optimized for inference", sparse_input=True,
+         trainable=False, exact=True, skips_inactive_units=False, build=_torchscript),
+    Impl("fused", "the sparse model's whole forward pass as one C++ call (kernel.py)", sparse_input=True,
+         trainable=False, exact=True, skips_inactive_units=True, build=_fused),
+    Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", sparse_input=False,
+         trainable=False, exact=False, skips_inactive_units=False, build=_int8),
+)
+IMPLS = {impl.name: impl for impl in REGISTRY}
+IMPL_NAMES = tuple(IMPLS)
+TRAINABLE = tuple(impl.name for impl in REGISTRY if impl.trainable)
+
+
+def get_impl(name: str) -> Impl:
+    if name not in IMPLS:
+        raise ValueError(f"unknown impl {name!r}; expected one of {', '.join(IMPL_NAMES)}")
+    return IMPLS[name]
 
 
 @dataclass
 class Variant:
-    """A callable model plus how it reads bag-of-words rows; `module` is what latency benchmarks time."""
+    """An impl's form of a trained model; `module` is what latency benchmarks time."""
 
-    impl: str
-    module: Callable[..., torch.Tensor]
+    impl: Impl
+    module: Forward
 
     def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-        return (bags.indices, bags.offsets, bags.counts) if SPARSE_INPUT[self.impl] else (bags.dense(),)
+        return self.impl.inputs(bags)
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.module(*inputs)
 
 
-def make_variant(impl: str, trained: MLP, example: BagOfWords) -> Variant:
-    """The `impl` form of a trained model; `example` rows serve as tracing inputs for torchscript."""
-    if impl == "fused":
-        return Variant(impl, fused_mlp(trained))  # copies the parameters into its own layout
-    model = convert(trained, sparse=SPARSE_INPUT[impl]).eval()
-    if impl == "torchscript":
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the fastest exact path here
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # a shape check traced as constant: holds for every input
-            traced = torch.jit.trace(model, model.inputs(example.rows(0, min(2, len(example)))))
-            return Variant(impl, torch.jit.optimize_for_inference(torch.jit.freeze(traced)))
-    if impl == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-            return Variant(impl, torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8))
-    return Variant(impl, model)
+def make_variant(name: str, trained: MLP, example: BagOfWords) -> Variant:
+    """The `name` form of a trained model; `example` rows serve as tracing inputs where an impl traces."""
+    impl = get_impl(name)
+    return Variant(impl, impl.build(trained, example))
 
 
-def effective_flops(impl: str, model: MLP, bags: BagOfWords) -> float:
+def effective_flops(name: str, model: MLP, bags: BagOfWords) -> float:
     """FLOPs per example the impl executes, averaged over `bags`.
 
-    A sparse input layer does 2*nnz*H + H; fused's hidden layers also skip the units
-    the ReLU zeroed, 2*active*H + H. Everything else is the report's 2mn + n.
+    A sparse input layer does 2*nnz*H + H; an impl that skips inactive units does
+    2*active*H + H per hidden layer. Everything else is the report's 2mn + n.
     """
+    impl = get_impl(name)
     config = model.config
     hidden = config.hidden_size
-    if SPARSE_INPUT[impl]:
+    if impl.sparse_input:
         input_flops = 2 * bags.nnz_per_row.double().mean().item() * hidden + hidden
     else:
         input_flops = linear_flops(config.vocab_size, hidden)
-    if impl == "fused":
+    if impl.skips_inactive_units:
         hidden_flops = sum(2 * active * hidden + hidden for active in mean_active_inputs(model, bags))
     else:
         hidden_flops = config.num_layers * linear_flops(hidden, hidden)

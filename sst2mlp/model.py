@@ -1,9 +1,8 @@
 """The reference report's feed-forward classifier and its cost model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -63,7 +62,7 @@ class MLP(nn.Module):
         self.output = nn.Linear(hidden_size, 1)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, sparse: bool = False) -> "MLP":
+    def from_config(cls, config: ModelConfig, sparse: bool = False) -> MLP:
         return cls(config.num_layers, config.hidden_size, config.vocab_size, sparse=sparse)
 
     def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:

@@ -1,6 +1,9 @@
+import os
 import random
 
 import pytest
+
+from sst2mlp.data import DataError, resolve_data_dir
 
 POSITIVE_WORDS = ["great", "fun", "charming", "moving", "gem", "delight"]
 NEGATIVE_WORDS = ["dull", "boring", "mess", "tedious", "flat", "bland"]
@@ -27,3 +30,25 @@ def tiny_glue(tmp_path):
         lines = ["sentence\tlabel"] + [f"{s} \t{label}" for s, label in synthetic_sentences(count, seed)]
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def sst2(suite):
+    """The real SST-2, for the tests that need it. Without a copy (no --sst2-data, no $SST2_DATA_DIR, hub
+    unreachable) they are skipped with one reason; where a copy was pointed at, a problem with it fails them."""
+    try:
+        return suite.data
+    except DataError as error:
+        message = str(error)
+    if resolve_data_dir(suite.options.data_dir) is not None:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(f"needs the real SST-2 ({message})")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """CI sets SST2MLP_FAIL_ON_SKIP=1: there every test must run, so a skip (no data, no ruff) fails the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("SST2MLP_FAIL_ON_SKIP") and skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"SST2MLP_FAIL_ON_SKIP is set and {len(skipped)} test(s) were skipped", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

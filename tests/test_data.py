@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sst2mlp import DataError, load_sst2
+from sst2mlp import data as data_module
 from sst2mlp.data import DATA_DIR_ENV
 
 TRAIN = "sentence\tlabel\nit 's a charming journey . \t1\nthe film is boring \t0\na gem \t1\n"
@@ -110,6 +111,7 @@ def test_hub_splits_map_validation_to_dev(monkeypatch):
         }
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(data_module, "hub_unreachable_reason", lambda: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data = load_sst2()
     assert calls == ["stanfordnlp/sst2"]
@@ -121,6 +123,7 @@ def test_unlabelled_rows_are_rejected(monkeypatch):
     import datasets
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(data_module, "hub_unreachable_reason", lambda: None)
     split = datasets.Dataset.from_dict({"sentence": ["x "], "label": [-1]})
     monkeypatch.setattr(datasets, "load_dataset", lambda name: {"train": split, "validation": split})
     with pytest.raises(DataError, match=r"stanfordnlp/sst2:train: row 0 has label -1; expected 0 or 1"):

@@ -3,9 +3,8 @@ import math
 import pytest
 import torch
 
-from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, predict_logits, train
-from sst2mlp import kernel
-from sst2mlp.impls import IMPLS, check_impls, effective_flops, make_variant
+from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, kernel, predict_logits, train
+from sst2mlp.impls import REGISTRY, effective_flops, get_impl, make_variant
 from sst2mlp.model import SparseLinear, convert, count_flops, count_params
 
 
@@ -90,11 +89,19 @@ def test_fused_effective_flops_skip_the_units_the_relu_zeroed():
     assert effective_flops("fused", model, bags) == pytest.approx(sparse_input + (2 * 2 * 4 + 4) + (2 * 4 + 1))
 
 
-def test_check_impls():
-    assert check_impls(["dense", "int8"]) == ("dense", "int8")
-    assert IMPLS == ("dense", "sparse", "torchscript", "fused", "int8")
-    with pytest.raises(ValueError, match="unknown impl 'onnx'"):
-        check_impls(["onnx"])
+def test_unknown_impl_names_the_choices():
+    with pytest.raises(ValueError, match="unknown impl 'onnx'; expected one of dense, sparse, torchscript, fused, int8"):
+        get_impl("onnx")
+
+
+@pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
+def test_every_impl_computes_the_dense_models_function(impl):
+    """Exact impls match dense to float32 rounding; the others stay close. Their inputs follow `sparse_input`."""
+    model, bags = tiny_model_and_bags()
+    variant = make_variant(impl, model, bags)
+    assert len(variant.inputs(bags)) == (3 if get_impl(impl).sparse_input else 1)
+    tolerance = 1e-5 if get_impl(impl).exact else 0.05
+    assert torch.allclose(predict_logits(variant, bags), predict_logits(model, bags), rtol=0, atol=tolerance)
 
 
 def tiny_model_and_bags(num_layers=2):
@@ -177,7 +184,7 @@ def test_a_failed_kernel_build_names_the_impl_and_the_fix_once(monkeypatch):
     monkeypatch.setattr(kernel, "_loaded", None)
     monkeypatch.setattr(kernel, "_build", failing_build)
     for _ in range(2):
-        with pytest.raises(kernel.KernelUnavailable, match="impl 'fused' needs a C\\+\\+ compiler .*Error building extension") as error:
+        with pytest.raises(kernel.KernelUnavailable, match=r"impl 'fused' needs a C\+\+ compiler .*Error building extension") as error:
             kernel.load_extension()
         assert "leave 'fused' out of --sst2-impls" in str(error.value)
     assert attempts == [1]

@@ -1,10 +1,12 @@
-"""The report on JSON cut from real runs of the suite (tests/data: per-round `data` arrays removed).
+"""The report on JSON from real runs of the suite (tests/data; make_smoke_runs.py regenerates 0002 and 0003).
 
 0001_smoke.json predates the impl axis (dense only, no `impl` in extra_info);
-0002_smoke.json has every impl and group.
+0002_smoke.json and 0003_smoke.json are two back-to-back smoke runs of the current suite with every
+impl and group, sparse training and the reference loop.
 """
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,9 +16,12 @@ import pytest
 from PIL import Image
 
 from sst2mlp.report import FIGURES, main, make_report, pareto_front
+from sst2mlp.report.figures import draw_figures
+from sst2mlp.report.runs import read_run
 
 DATA = Path(__file__).parent / "data"
-OLD, NEW = DATA / "0001_smoke.json", DATA / "0002_smoke.json"
+OLD, NEW, NEW_AGAIN = DATA / "0001_smoke.json", DATA / "0002_smoke.json", DATA / "0003_smoke.json"
+IMPLS = ["dense", "sparse", "torchscript", "fused", "int8"]
 
 
 def read_csv(path):
@@ -28,18 +33,24 @@ def benchmarks(path):
     return json.loads(path.read_text())["benchmarks"]
 
 
-def number(text):
-    return float(text.replace(",", ""))
+def row_of(rows, bench):
+    """The results row a benchmark belongs to: its configuration, impl and the training of its model."""
+    info = bench["extra_info"]
+    matches = [r for r in rows if (int(r["num_layers"]), r["impl"], r["trained_impl"]) == (info["num_layers"], info["impl"], info["trained_impl"])]
+    assert len(matches) == 1, bench["name"]
+    return matches[0]
 
 
-def test_results_table_matches_the_json(tmp_path):
+def test_results_table_holds_every_benchmark_in_the_row_of_its_model(tmp_path):
     make_report([str(NEW)], tmp_path / "out")
     rows = read_csv(tmp_path / "out" / "results.csv")
-    by_impl = {row["impl"]: row for row in rows}
-    assert [row["impl"] for row in rows] == ["dense", "sparse", "torchscript", "int8"]  # sorted by configuration
+    per_config = [(r["impl"], r["trained_impl"]) for r in rows if r["num_layers"] == "1"]
+    assert per_config == [("dense", "dense"), ("sparse", "dense"), ("sparse", "sparse"), ("torchscript", "dense"),
+                          ("fused", "dense"), ("int8", "dense"), ("reference-loop", "reference-loop")]
+    assert [r["num_layers"] for r in rows] == ["1"] * 7 + ["2"] * 7
     for bench in benchmarks(NEW):
-        row, info, stats = by_impl[bench["params"]["impl"]], bench["extra_info"], bench["stats"]
-        assert (int(row["num_layers"]), int(row["hidden_size"]), int(row["vocab_size"])) == (1, 128, 1000)
+        row, info, stats = row_of(rows, bench), bench["extra_info"], bench["stats"]
+        assert (int(row["hidden_size"]), int(row["vocab_size"])) == (128, 1000)
         assert int(row["params"]) == info["params"] and int(row["flops"]) == info["flops"]
         assert float(row["accuracy"]) == pytest.approx(info["accuracy"])
         assert float(row["effective_flops"]) == pytest.approx(info["effective_flops"])
@@ -52,9 +63,24 @@ def test_results_table_matches_the_json(tmp_path):
         else:
             column = "throughput_b64_per_s" if bench["params"]["batch_size"] == 64 else "throughput_dev_per_s"
             assert float(row[column]) == pytest.approx(info["examples_per_second"])
-    assert by_impl["torchscript"]["training_median_s"] == ""  # not a trainable impl
-    markdown = (tmp_path / "out" / "results.md").read_text()
-    assert "AMD EPYC" in markdown and "torch 2.13.0" in markdown and "| 1 | 128 | 1,000 | torchscript |" in markdown
+
+
+def test_the_sparse_trained_model_is_its_own_row(tmp_path):
+    """Its accuracy is never paired with the latency of the dense-trained model converted to sparse."""
+    make_report([str(NEW)], tmp_path)
+    rows = {(r["num_layers"], r["impl"], r["trained_impl"]): r for r in read_csv(tmp_path / "results.csv")}
+    by_name = {b["name"]: b["extra_info"] for b in benchmarks(NEW)}
+    sparse_trained, converted = rows[("2", "sparse", "sparse")], rows[("2", "sparse", "dense")]
+    assert float(sparse_trained["accuracy"]) == pytest.approx(by_name["test_training[L2-H128-V1000-T1-sparse-B64]"]["accuracy"])
+    assert float(converted["accuracy"]) == pytest.approx(by_name["test_inference[L2-H128-V1000-T1-sparse-B1]"]["accuracy"])
+    assert sparse_trained["latency_median_ms"] == "" and sparse_trained["training_median_s"] != ""
+    assert converted["training_median_s"] == "" and converted["latency_median_ms"] != ""
+
+
+def test_markdown_marks_unmeasured_cells_and_names_the_machine(tmp_path):
+    make_report([str(NEW)], tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Intel(R) Xeon(R)" in markdown and "torch 2.13.0" in markdown
     header, torchscript = (next(line for line in markdown.splitlines() if marker in line) for marker in ("| num_layers |", "| torchscript |"))
     cells = dict(zip(header.strip("| ").split(" | "), torchscript.strip("| ").split(" | ")))
     assert cells["training_median_s"] == "-" and cells["latency_median_ms"] != "-"  # not measured, not missing
@@ -63,15 +89,36 @@ def test_results_table_matches_the_json(tmp_path):
 
 def test_speedups_are_ratios_within_the_run(tmp_path):
     make_report([str(NEW)], tmp_path)
-    rows = {row["impl"]: row for row in read_csv(tmp_path / "speedups.csv")}
-    medians = {(b["group"], b["params"]["impl"]): b["stats"]["median"] for b in benchmarks(NEW)}
-    expected = medians[("inference", "dense")] / medians[("inference", "torchscript")]
-    assert float(rows["torchscript"]["latency_speedup_vs_dense"]) == pytest.approx(expected)
-    assert float(rows["sparse"]["training_speedup_vs_dense"]) == pytest.approx(medians[("training", "dense")] / medians[("training", "sparse")])
-    assert rows["dense"]["training_speedup_vs_reference_loop"] == ""  # no reference loop in this run
+    rows = {(r["num_layers"], r["impl"], r["trained_impl"]): r for r in read_csv(tmp_path / "speedups.csv")}
+    medians = {(b["group"], b["params"]["impl"], b["params"]["num_layers"]): b["stats"]["median"] for b in benchmarks(NEW)}
+    expected = medians[("inference", "dense", 1)] / medians[("inference", "torchscript", 1)]
+    assert float(rows[("1", "torchscript", "dense")]["latency_speedup_vs_dense"]) == pytest.approx(expected)
+    expected = medians[("training", "dense", 1)] / medians[("training", "sparse", 1)]
+    assert float(rows[("1", "sparse", "sparse")]["training_speedup_vs_dense"]) == pytest.approx(expected)
+    expected = medians[("training", "reference-loop", 2)] / medians[("training", "dense", 2)]
+    assert float(rows[("2", "dense", "dense")]["training_speedup_vs_reference_loop"]) == pytest.approx(expected)
 
 
-def test_every_figure_is_a_valid_png(tmp_path):
+def points_per_panel(fig):
+    return [[len(line.get_xdata()) for line in ax.get_lines()] for ax in fig.axes]
+
+
+def test_figures_draw_every_measured_point():
+    figures = draw_figures(read_run(NEW), threads=1)
+    assert list(figures) == list(FIGURES)
+    # the sweeps follow the run's grid: series N=1 and N=2 at k=1000, one width, so one point per series
+    assert points_per_panel(figures["hidden_size.png"]) == [[1, 1]] * 3
+    assert points_per_panel(figures["num_layers.png"]) == [[2]] * 3  # one series (hidden 128), N=1 and N=2
+    assert points_per_panel(figures["vocab_size.png"]) == [[1, 1]] * 3
+    assert [line.get_label() for line in figures["hidden_size.png"].axes[0].get_lines()] == ["N=1, k=1000", "N=2, k=1000"]
+    assert points_per_panel(figures["all.png"]) == [[2]] * 3
+    assert points_per_panel(figures["impls.png"]) == [[2] * 5] * 3
+    assert [line.get_label() for line in figures["impls.png"].axes[0].get_lines()] == IMPLS
+    pareto = points_per_panel(figures["pareto.png"])
+    assert [panel[:5] for panel in pareto] == [[2] * 5] * 2 and all(1 <= panel[5] <= 10 for panel in pareto)
+
+
+def test_every_figure_is_a_png_file(tmp_path):
     written = make_report([str(NEW)], tmp_path)
     for name in FIGURES:
         path = tmp_path / name
@@ -83,15 +130,15 @@ def test_every_figure_is_a_valid_png(tmp_path):
 
 def test_two_runs_give_ratios_and_show_missing_configurations(tmp_path):
     make_report([str(OLD), str(NEW)], tmp_path)
-    rows = {(r["num_layers"], r["impl"]): r for r in read_csv(tmp_path / "comparison.csv")}
+    rows = {(r["num_layers"], r["impl"], r["trained_impl"]): r for r in read_csv(tmp_path / "comparison.csv")}
     old = {b["name"]: b["stats"]["median"] for b in benchmarks(OLD)}
     new = {b["name"]: b["stats"]["median"] for b in benchmarks(NEW)}
-    baseline = rows[("1", "dense")]
+    baseline = rows[("1", "dense", "dense")]
     assert float(baseline["latency_median_ms[0001]"]) == pytest.approx(old["test_inference[L1-H128-V1000-T1]"] * 1e3)
     ratio = new["test_inference[L1-H128-V1000-T1-dense-B1]"] / old["test_inference[L1-H128-V1000-T1]"]
     assert float(baseline["latency_median_ms ratio[0002/0001]"]) == pytest.approx(ratio)
-    # L2 ran only in 0001, sparse only in 0002: both rows are there, the absent side marked missing
-    assert rows[("2", "dense")]["latency_median_ms[0002]"] == "" and rows[("1", "sparse")]["latency_median_ms[0001]"] == ""
+    # sparse ran only in 0002: its row is there, the absent side marked missing
+    assert rows[("1", "sparse", "dense")]["latency_median_ms[0001]"] == ""
     assert "missing" in (tmp_path / "comparison.md").read_text()
 
 
@@ -129,7 +176,7 @@ def test_unreadable_input_exits_nonzero_naming_the_file(tmp_path, capsys, conten
     bad = tmp_path / "truncated.json"
     bad.write_text(content)
     assert main([str(bad), "--out", str(tmp_path / "out")]) == 2
-    assert __import__("re").search(expected, capsys.readouterr().err)
+    assert re.search(expected, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
 
 
@@ -162,7 +209,7 @@ def test_report_writes_only_inside_out(tmp_path):
     assert run.returncode == 0, run.stderr
     out = tmp_path / "out"
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p == out or not p.is_relative_to(out))
-    assert after == sorted(before + [Path("out")])
+    assert after == sorted([*before, Path("out")])
 
 
 def test_strict_mode_checks_the_whole_contract(tmp_path, capsys):
@@ -171,6 +218,14 @@ def test_strict_mode_checks_the_whole_contract(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "0001_smoke.json: benchmarks without the fields the suite writes" in error
     assert "test_training[L1-H128-V1000-T1]: param impl, param batch_size, impl, effective_flops" in error
+
+
+def test_the_report_command_does_not_import_torch():
+    code = ("import sys\nfrom sst2mlp.report.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_pareto_front():

@@ -1,59 +1,18 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+import torch
 
+from helpers import run_pytest
+from sst2mlp import contract
+from sst2mlp.machine import update_machine_info
 from sst2mlp.model import ModelConfig
+from sst2mlp.options import SuiteOptions
+from sst2mlp.suite import Suite, TrainingRuns, percentiles
 from sst2mlp.training import accuracy
-from sst2mlp.suite import Suite, SuiteOptions, TrainingRuns, parse_positive_ints, percentiles, update_machine_info
 
-ROOT = Path(__file__).resolve().parents[1]
-EXTRA_INFO = ["num_layers", "hidden_size", "vocab_size", "impl", "flops", "effective_flops", "params", "accuracy", "train_accuracy", "threads"]
-
-
-def run_pytest(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def test_parse_positive_ints():
-    assert parse_positive_ints("1,2, 4", "--sst2-layers") == (1, 2, 4)
-    assert parse_positive_ints("10000", "--sst2-vocabs") == (10000,)
-
-
-@pytest.mark.parametrize("text", ["", "1,,2", "a", "0", "-1", "1.5", "2,2", "\u00b2"])
-def test_parse_positive_ints_rejects_malformed_lists(text):
-    with pytest.raises(ValueError, match="--sst2-widths"):
-        parse_positive_ints(text, "--sst2-widths")
-
-
-def test_default_grid_is_the_reports_27_configurations():
-    grid = SuiteOptions().grid()
-    assert len(grid) == 27 and len(set(grid)) == 27
-    assert ModelConfig(2, 256, 10000) in grid
-
-
-@pytest.mark.parametrize(
-    "option, expected",
-    [
-        ("--sst2-layers=1,x", "--sst2-layers expects a comma-separated list of positive integers"),
-        ("--sst2-train-rounds=0", "--sst2-train-rounds expects a comma-separated list of positive integers"),
-        ("--sst2-train-limit=1,2", "--sst2-train-limit expects one positive integer"),
-        ("--sst2-impls=dense,onnx", "--sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, fused, int8"),
-        ("--sst2-train-impls=int8", "--sst2-train-impls: unknown impl 'int8'; expected some of dense, sparse"),
-    ],
-)
-def test_malformed_option_is_a_usage_error(option, expected):
-    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
-    assert run.returncode == 4
-    assert expected in run.stderr
-
-
-def test_missing_data_folder_is_a_usage_error(tmp_path):
-    run = run_pytest("benchmarks/", "--collect-only", "-q", f"--sst2-data={tmp_path / 'nope'}")
-    assert run.returncode == 4
-    assert f"SST-2 folder {tmp_path / 'nope'} (from --sst2-data or $SST2_DATA_DIR) does not exist" in run.stderr
+TINY_GRID = ("--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2-train-rounds=2", "--sst2-latency-rounds=50",
+             "-p", "no:cacheprovider")
 
 
 def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue):
@@ -62,13 +21,6 @@ def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(
     assert run.returncode == 1
     assert "--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split" in run.stdout
     assert "features.py" not in run.stdout  # the message, not a traceback into the library
-
-
-def test_options_are_documented_in_pytest_help():
-    help_text = run_pytest("--help").stdout
-    for option in ("--sst2-layers", "--sst2-widths", "--sst2-vocabs", "--sst2-impls", "--sst2-train-impls", "--sst2-threads",
-                   "--sst2-train-rounds", "--sst2-train-limit", "--sst2-latency-rounds", "--sst2-data"):
-        assert option in help_text
 
 
 def test_grid_options_select_benchmarks_with_readable_ids():
@@ -84,24 +36,21 @@ def test_grid_options_select_benchmarks_with_readable_ids():
 
 def test_machine_info_records_torch_and_drops_the_momentary_clock():
     machine_info = {"cpu": {"brand_raw": "x", "hz_actual": [1, 0], "hz_actual_friendly": "1 GHz", "hz_advertised": [1, 0]}}
-    update_machine_info(machine_info, SuiteOptions(threads=(1, 2)))
+    update_machine_info(machine_info, threads=(1, 2), impls=("dense", "fused"))
     assert machine_info["cpu"] == {"brand_raw": "x", "hz_advertised": [1, 0]}
-    import torch
-
     assert machine_info["torch"]["version"] == torch.__version__
     assert machine_info["torch"]["threads"] == [1, 2]
-    assert {"blas", "cpu_capability"} <= set(machine_info["torch"])
-    assert machine_info["cpu_model"]
+    assert machine_info["torch"]["blas"] in ("mkl", "open", "openblas", "blis", "accelerate", "eigen")
+    assert machine_info["torch"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NO AVX", "VSX", "ZVECTOR", "SVE256")
     assert machine_info["fused_kernel"]["flags"] == ["-O3", "-march=native"]
-    assert machine_info["fused_kernel"]["compiler_version"]  # e.g. "c++ (Debian 12.2.0-14) 12.2.0"
 
 
 def test_machine_info_describes_the_fused_kernel_only_when_it_runs(monkeypatch):
     machine_info = {}
-    update_machine_info(machine_info, SuiteOptions(impls=("dense", "int8")))
+    update_machine_info(machine_info, threads=(1,), impls=("dense", "int8"))
     assert "fused_kernel" not in machine_info
     monkeypatch.setenv("CXX", "/nonexistent/c++")
-    update_machine_info(machine_info, SuiteOptions(impls=("fused",)))
+    update_machine_info(machine_info, threads=(1,), impls=("fused",))
     assert machine_info["fused_kernel"]["compiler"] == "/nonexistent/c++"
     assert machine_info["fused_kernel"]["compiler_version"].startswith("unavailable (")
 
@@ -110,14 +59,19 @@ def test_percentiles():
     assert percentiles([float(i) for i in range(101)]) == {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 
 
+def pedantic_rounds(runs: TrainingRuns, rounds: int) -> None:
+    """What benchmark.pedantic does with setup and target, then what the benchmark body does after it."""
+    for _ in range(rounds):
+        args, _ = runs.setup()
+        runs.run(*args)
+    runs.finish()
+
+
 def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue)))
     config = ModelConfig(1, 8, 20)
-    runs = TrainingRuns(suite, config, sparse=False)
-    for _ in range(3):  # what benchmark.pedantic does: setup, run, teardown per round
-        args, _ = runs.setup()
-        runs.run(*args)
-        runs.teardown(*args)
+    runs = TrainingRuns(suite, config, trained_impl="dense")
+    pedantic_rounds(runs, 3)
     first = suite.model_for(config)
     assert suite.trainings == 3 and first.result is runs.results[0]
     other = ModelConfig(1, 8, 10)
@@ -131,21 +85,19 @@ def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     assert suite.extra_info(config, "int8", threads=1, group="inference")["params"] == info["params"]
     assert suite.extra_info(config, "torchscript", threads=1, group="throughput")["accuracy"] == info["accuracy"]
     fused = suite.extra_info(config, "fused", threads=1, group="inference")
-    assert fused["accuracy"] == info["accuracy"]
+    assert fused["accuracy"] == info["accuracy"] and fused["trained_impl"] == "dense"
     assert fused["effective_flops"] < suite.extra_info(config, "sparse", threads=1, group="inference")["effective_flops"]
     assert suite.trainings == 4  # every impl is made from the same trained dense model
     sparse_training = suite.extra_info(config, "sparse", threads=1, group="training")
     assert suite.trainings == 5  # the sparse training benchmark describes its own model
-    assert sparse_training["accuracy"] == accuracy(suite.model_for(config, sparse=True).model, dev, suite.dev_labels)
+    assert sparse_training["trained_impl"] == "sparse"
+    assert sparse_training["accuracy"] == accuracy(suite.model_for(config, "sparse").model, dev, suite.dev_labels)
 
 
-def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
+def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     out = tmp_path / "run.json"
-    run = run_pytest(
-        "benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15",
-        "--sst2-impls=dense,sparse,fused", "--sst2-train-impls=dense,sparse", "--sst2-train-rounds=2", "--sst2-latency-rounds=50", f"--benchmark-json={out}",
-        "-p", "no:cacheprovider",
-    )
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-impls=dense,sparse,fused",
+                     "--sst2-train-impls=dense,sparse", f"--benchmark-json={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     # 2 configurations x (dense, sparse) x (1 warm-up + 2 timed trainings): nothing trained twice
     assert f"sst2mlp: SST-2 from {tiny_glue}: train 2,000 rows, dev 100 rows; 12 trainings run" in run.stdout
@@ -156,18 +108,18 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
     expected += [f"test_throughput[L{n}-H8-V15-T1-{impl}-B{b}]" for n in (1, 2) for impl in ("dense", "sparse", "fused") for b in (64, "dev")]
     assert sorted(benchmarks) == sorted(expected)
     for bench in benchmarks.values():
-        assert set(bench["params"]) == {"num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size"}
+        assert contract.missing_fields(bench) == [], bench["name"]
         info = bench["extra_info"]
-        assert set(EXTRA_INFO) <= set(info)
         assert info["impl"] == bench["params"]["impl"]
         if bench["group"] == "training":
+            assert info["trained_impl"] == info["impl"]
             assert bench["stats"]["rounds"] == 2 and len(info["epoch_seconds"]) == 2
             assert all(len(epochs) == 2 for epochs in info["epoch_seconds"])
         elif bench["group"] == "inference":
+            assert info["trained_impl"] == "dense"
             assert bench["stats"]["rounds"] == 50
             assert info["p50"] <= info["p90"] <= info["p99"]
         else:
-            assert bench["group"] == "throughput"
             assert info["batch_examples"] == (64 if bench["params"]["batch_size"] == 64 else 100)
             assert info["examples_per_second"] == pytest.approx(info["batch_examples"] / bench["stats"]["median"])
     assert saved["machine_info"]["torch"]["threads"] == [1]
@@ -175,3 +127,22 @@ def test_smoke_benchmark_saves_params_and_extra_info(tiny_glue, tmp_path):
     accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["group"] != "training"}
     dense_training = benchmarks["test_training[L2-H8-V15-T1-dense-B64]"]["extra_info"]["accuracy"]
     assert accuracy == {dense_training}
+
+
+def test_benchmark_disable_runs_every_body_once_and_passes(tiny_glue):
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-train-impls=dense,sparse",
+                     "--benchmark-disable", "-rA")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    passed = [line for line in run.stdout.splitlines() if line.startswith("PASSED")]
+    assert len(passed) == 2 * (2 + 5 + 5 * 2)  # per configuration: 2 trainings, 5 latencies, 10 throughputs
+    # one untimed round per training benchmark; inference reuses the dense trainings
+    assert "12 trainings run" not in run.stdout and "4 trainings run" in run.stdout
+
+
+def test_benchmark_skip_and_only_select_as_pytest_benchmark_documents(tiny_glue):
+    skip = run_pytest("benchmarks/", "tests/test_options.py::test_positive_int_list", f"--sst2-data={tiny_glue}",
+                      *TINY_GRID, "--benchmark-skip", "-rs")
+    assert skip.returncode == 0, skip.stdout + skip.stderr
+    assert "1 passed, 32 skipped" in skip.stdout and "trainings run" not in skip.stdout
+    only = run_pytest("tests/test_options.py::test_positive_int_list", "--benchmark-only", "-rs")
+    assert only.returncode == 0 and "1 skipped" in only.stdout, only.stdout

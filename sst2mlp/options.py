@@ -1,0 +1,120 @@
+"""The suite's command-line options: one record each (flag, parser, default, help), and the parsed `SuiteOptions`.
+
+conftest.py registers these records with pytest, the README's options table is checked
+against them (tests/test_options.py), and `SuiteOptions()` takes its defaults from them.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .impls import IMPL_NAMES, TRAINABLE
+from .model import ModelConfig
+
+
+def positive_int(text: str) -> int:
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer such as 4, got {text!r}")
+    return int(text)
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4)."""
+    try:
+        values = tuple(positive_int(item) for item in str(text).split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of positive integers such as 1,2,4, got {text!r}"
+        ) from None
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"lists a value twice: {text!r}")
+    return values
+
+
+def impl_list(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(item.strip() for item in str(text).split(","))
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown impl {', '.join(map(repr, unknown))}; expected some of {', '.join(allowed)}, got {text!r}"
+            )
+        if len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"lists an impl twice: {text!r}")
+        return names
+
+    return parse
+
+
+def folder(text: str) -> str:
+    if not str(text).strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string (leave the option out to use "
+                                         "$SST2_DATA_DIR or the hub)")
+    return str(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    field: str  # the SuiteOptions attribute it fills
+    parse: Callable[[str], Any]
+    default: str | None  # as typed on the command line; None means "not set"
+    metavar: str
+    help: str
+
+    def default_value(self):
+        return None if self.default is None else self.parse(self.default)
+
+
+OPTIONS = (
+    Option("--sst2-layers", "layers", positive_int_list, "1,2,4", "LIST", "hidden layer counts of the grid"),
+    Option("--sst2-widths", "widths", positive_int_list, "128,256,512", "LIST", "hidden sizes of the grid"),
+    Option("--sst2-vocabs", "vocabs", positive_int_list, "1000,5000,10000", "LIST", "vocabulary sizes of the grid"),
+    Option("--sst2-impls", "impls", impl_list(IMPL_NAMES), ",".join(IMPL_NAMES), "LIST",
+           "implementations timed for latency and throughput"),
+    Option("--sst2-train-impls", "train_impls", impl_list(TRAINABLE), "dense", "LIST",
+           f"implementations timed for training ({', '.join(TRAINABLE)}); sparse training adds about 22 minutes "
+           "to a full run"),
+    Option("--sst2-threads", "threads", positive_int_list, "1", "LIST", "torch threads; a list (1,2) adds a thread axis"),
+    Option("--sst2-train-rounds", "train_rounds", positive_int, "4", "N",
+           "timed 2-epoch trainings per configuration, after one warm-up training"),
+    Option("--sst2-train-limit", "train_limit", positive_int, None, "N",
+           "train on the first N training examples only (smoke runs); default: all"),
+    Option("--sst2-latency-rounds", "latency_rounds", positive_int, "1744", "N",
+           "timed single-example forward passes per inference benchmark (the 872 dev examples, cycled)"),
+    Option("--sst2-data", "data_dir", folder, None, "DIR",
+           "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
+           "else the hub"),
+)
+BY_FIELD = {option.field: option for option in OPTIONS}
+
+
+def _default(field: str):
+    return BY_FIELD[field].default_value()
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    layers: tuple[int, ...] = _default("layers")
+    widths: tuple[int, ...] = _default("widths")
+    vocabs: tuple[int, ...] = _default("vocabs")
+    impls: tuple[str, ...] = _default("impls")
+    train_impls: tuple[str, ...] = _default("train_impls")
+    threads: tuple[int, ...] = _default("threads")
+    train_rounds: int = _default("train_rounds")
+    train_limit: int | None = _default("train_limit")
+    latency_rounds: int = _default("latency_rounds")
+    data_dir: str | None = _default("data_dir")
+    seed: int = 0
+
+    @classmethod
+    def from_pytest(cls, getoption: Callable[[str], Any]) -> SuiteOptions:
+        """The options as pytest parsed them (each value has been through its Option's parser)."""
+        return cls(**{option.field: getoption(option.flag) for option in OPTIONS})
+
+    def grid(self) -> list[ModelConfig]:
+        return [ModelConfig(n, h, k) for n, h, k in itertools.product(self.layers, self.widths, self.vocabs)]

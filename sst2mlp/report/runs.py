@@ -1,0 +1,195 @@
+"""Saved pytest-benchmark runs, read into one row per measured model and impl, checked against the suite's contract."""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import contract
+
+REFERENCE_LOOP = "reference-loop"  # benchmarks/reference_loop.py: shown after the suite's impls
+
+
+class ReportError(Exception):
+    """An input the report cannot read, or an output it will not overwrite."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One measured model and implementation: what a results-table row is about.
+
+    `trained_impl` says which training produced the weights: with --sst2-train-impls=dense,sparse
+    the sparse-trained model and the dense-trained model converted to sparse are different rows.
+    """
+
+    num_layers: int
+    hidden_size: int
+    vocab_size: int
+    impl: str
+    threads: int
+    trained_impl: str = "dense"
+
+    @property
+    def config(self) -> tuple[int, int, int]:
+        return (self.num_layers, self.hidden_size, self.vocab_size)
+
+    def with_impl(self, impl: str, trained_impl: str) -> "Key":
+        return Key(*self.config, impl, self.threads, trained_impl)
+
+
+@dataclass
+class Row:
+    """Everything a run measured about one Key, across the training, inference and throughput groups."""
+
+    key: Key
+    params: int
+    flops: int
+    effective_flops: float
+    accuracy: float
+    latency: dict | None = None  # inference stats, seconds per example
+    training: dict | None = None  # training stats, seconds per 2-epoch training
+    throughput: dict[str, float] = field(default_factory=dict)  # batch label -> examples per second
+
+
+@dataclass
+class Run:
+    path: Path
+    machine: dict
+    commit: dict
+    datetime: str
+    rows: dict[Key, Row]
+    skipped: list[str]
+    impl_order: list[str]  # impls in the order the suite ran them (its registry order), the reference loop last
+    benchmarks: list[dict] = field(default_factory=list, repr=False)  # as saved, for --strict checks
+    label: str = ""  # short name in tables: pytest-benchmark's run counter (0001) where it is unambiguous
+
+    def sorted_keys(self) -> list[Key]:
+        return sorted_keys(self.rows, self.impl_order)
+
+    def caption(self) -> str:
+        torch_info = self.machine.get("torch", {})
+        threads = sorted({key.threads for key in self.rows}) or torch_info.get("threads", "?")
+        cpu = self.machine.get("cpu_model") or self.machine.get("cpu", {}).get("brand_raw", "unknown CPU")
+        count = self.machine.get("cpu_count") or self.machine.get("cpu", {}).get("count", "?")
+        commit = (self.commit.get("id") or "")[:8]
+        return (
+            f"{cpu} ({count} CPUs), torch {torch_info.get('version', '?')}, "
+            f"{'/'.join(map(str, threads))} thread(s); run {self.path.name}"
+            + (f", HEAD {commit} when saved" if commit else "")
+        )
+
+
+def sorted_keys(keys, impl_order: list[str]) -> list[Key]:
+    """Table order: configuration, then impl and training impl in `impl_order`, then threads."""
+    rank = {impl: i for i, impl in enumerate(impl_order)}
+    return sorted(keys, key=lambda key: (*key.config, rank.get(key.impl, len(rank)), key.impl,
+                                         rank.get(key.trained_impl, len(rank)), key.threads))
+
+
+def find_json_files(inputs: list[str]) -> list[Path]:
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(path.rglob("*.json"))
+            if not found:
+                raise ReportError(f"{path}: no pytest-benchmark JSON files in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ReportError(f"{path}: no such file or folder; expected pytest-benchmark JSON files or a storage folder")
+    return files
+
+
+def contract_violations(run: Run) -> list[str]:
+    """Benchmarks of a run that lack a parameter or extra_info field the current suite writes."""
+    problems = []
+    for bench in run.benchmarks:
+        missing = contract.missing_fields(bench)
+        if missing:
+            problems.append(f"{bench.get('fullname')}: {', '.join(missing)}")
+    return problems
+
+
+def read_run(path: Path) -> Run:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ReportError(f"{path}: not a text file ({error.reason}); expected pytest-benchmark JSON") from None
+    except json.JSONDecodeError as error:
+        raise ReportError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}; truncated?); "
+            "expected a file written by pytest-benchmark"
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list) or "machine_info" not in document:
+        raise ReportError(f"{path}: not pytest-benchmark JSON; expected an object with 'machine_info' and a 'benchmarks' list")
+    rows: dict[Key, Row] = {}
+    skipped, impl_order = [], []
+    for index, bench in enumerate(document["benchmarks"]):
+        if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
+            raise ReportError(f"{path}: benchmark #{index} has no 'stats'; expected pytest-benchmark JSON")
+        info = bench.get("extra_info") or {}
+        if bench.get("group") not in contract.GROUPS or any(name not in info for name in contract.READABLE_EXTRA_INFO):
+            skipped.append(bench.get("fullname") or bench.get("name") or f"#{index}")
+            continue
+        key = _add_benchmark(rows, bench, info)
+        if key.impl not in impl_order:
+            impl_order.append(key.impl)
+    if REFERENCE_LOOP in impl_order:
+        impl_order.append(impl_order.pop(impl_order.index(REFERENCE_LOOP)))
+    return Run(path, document["machine_info"], document.get("commit_info") or {}, document.get("datetime", ""), rows,
+               skipped, impl_order, benchmarks=document["benchmarks"])
+
+
+def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
+    impl = info.get("impl", "dense")  # runs saved before the impl axis measured only the dense model
+    key = Key(info["num_layers"], info["hidden_size"], info["vocab_size"], impl, info["threads"],
+              contract.model_trained_by(bench["group"], info))
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = Row(key, info["params"], info["flops"], info.get("effective_flops", float(info["flops"])), info["accuracy"])
+    stats = {name: bench["stats"][name] for name in ("min", "median", "mean", "stddev", "rounds")}
+    if bench["group"] == "inference":
+        row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99") if p in info}}
+    elif bench["group"] == "training":
+        row.training = stats
+    else:
+        batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples"))
+        row.throughput[str(batch)] = info.get("examples_per_second", info.get("batch_examples", 1) / stats["median"])
+    return key
+
+
+def short_labels(paths: list[Path]) -> list[str]:
+    """'0001' for '0001_<commit>_<date>.json'; the parent folder is added, then the full path, to tell runs apart."""
+    for candidate in (
+        lambda p: p.stem.split("_")[0],
+        lambda p: f"{p.parent.name}/{p.stem.split('_')[0]}",
+        lambda p: str(p),
+    ):
+        labels = [candidate(p) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{i + 1}:{p}" for i, p in enumerate(paths)]
+
+
+def load_runs(inputs: list[str], strict: bool = False) -> list[Run]:
+    files = find_json_files(inputs)
+    runs = [read_run(path) for path in files]
+    for run, label in zip(runs, short_labels(files)):
+        run.label = label
+    for run in runs:
+        if run.skipped:
+            message = (
+                f"{run.path}: skipped {len(run.skipped)} benchmark(s) without the sst2mlp fields "
+                f"({', '.join(contract.READABLE_EXTRA_INFO)}) in extra_info: {', '.join(run.skipped)}"
+            )
+            if strict:
+                raise ReportError(message)
+            warnings.warn(message, stacklevel=2)
+        if strict and (problems := contract_violations(run)):
+            raise ReportError(f"{run.path}: benchmarks without the fields the suite writes: " + "; ".join(problems))
+        if not run.rows:
+            raise ReportError(f"{run.path}: no sst2mlp benchmarks in this file")
+    return runs

@@ -1,0 +1,123 @@
+"""Tables from one pivot: a record per Key of a run holding every metric, from which the results,
+speed-up and comparison tables select and derive their columns; CSV and Markdown renderers."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .runs import REFERENCE_LOOP, Key, Run, sorted_keys
+
+KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl", "threads")
+METRIC_COLUMNS = (
+    "params", "flops", "effective_flops", "accuracy",
+    "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms",
+    "training_median_s", "throughput_b64_per_s", "throughput_dev_per_s",
+)
+RESULT_COLUMNS = KEY_COLUMNS + METRIC_COLUMNS
+SPEEDUP_COLUMNS = KEY_COLUMNS + (
+    "accuracy", "latency_median_ms", "latency_p90_ms", "latency_speedup_vs_dense",
+    "training_median_s", "training_speedup_vs_dense", "training_speedup_vs_reference_loop",
+)
+COMPARED_METRICS = ("latency_median_ms", "training_median_s")
+
+
+def _ms(seconds):
+    return None if seconds is None else seconds * 1e3
+
+
+def record(run: Run, key: Key) -> dict:
+    """Every column a table can show about one Key of a run (None where the run did not measure it)."""
+    row = run.rows[key]
+    latency = row.latency or {}
+    return {
+        "num_layers": key.num_layers, "hidden_size": key.hidden_size, "vocab_size": key.vocab_size,
+        "impl": key.impl, "trained_impl": key.trained_impl, "threads": key.threads,
+        "params": row.params, "flops": row.flops, "effective_flops": row.effective_flops, "accuracy": row.accuracy,
+        "latency_median_ms": _ms(latency.get("median")), "latency_mean_ms": _ms(latency.get("mean")),
+        "latency_stddev_ms": _ms(latency.get("stddev")), "latency_p90_ms": _ms(latency.get("p90")),
+        "latency_p99_ms": _ms(latency.get("p99")),
+        "training_median_s": row.training["median"] if row.training else None,
+        "throughput_b64_per_s": row.throughput.get("64"), "throughput_dev_per_s": row.throughput.get("dev"),
+    }
+
+
+def pivot(run: Run) -> dict[Key, dict]:
+    """The run as records, in table order (configuration, impl, training impl, threads)."""
+    return {key: record(run, key) for key in run.sorted_keys()}
+
+
+def _ratio(numerator, denominator):
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def results_table(run: Run) -> list[dict]:
+    return list(pivot(run).values())
+
+
+def speedups_table(run: Run) -> list[dict]:
+    """Within one run, each impl's latency and training time as a speed-up over dense (and the reference loop)."""
+    records = pivot(run)
+
+    def metric(key: Key, column: str):
+        return records[key][column] if key in records else None
+
+    table = []
+    for key, rec in records.items():
+        dense, reference = key.with_impl("dense", "dense"), key.with_impl(REFERENCE_LOOP, REFERENCE_LOOP)
+        table.append({
+            **rec,
+            "latency_speedup_vs_dense": _ratio(metric(dense, "latency_median_ms"), rec["latency_median_ms"]),
+            "training_speedup_vs_dense": _ratio(metric(dense, "training_median_s"), rec["training_median_s"]),
+            "training_speedup_vs_reference_loop": _ratio(metric(reference, "training_median_s"), rec["training_median_s"]),
+        })
+    return table
+
+
+def comparison_table(runs: list[Run]) -> tuple[list[dict], list[str]]:
+    """Per Key, each run's latency and training medians and their ratios to the first run."""
+    pivots = [pivot(run) for run in runs]
+    impl_order = list(dict.fromkeys(impl for run in runs for impl in run.impl_order))
+    keys = sorted_keys({key for records in pivots for key in records}, impl_order)
+    columns = list(KEY_COLUMNS)
+    for metric in COMPARED_METRICS:
+        columns += [f"{metric}[{run.label}]" for run in runs]
+        columns += [f"{metric} ratio[{run.label}/{runs[0].label}]" for run in runs[1:]]
+        # e.g. latency_median_ms[0001], latency_median_ms[0002], latency_median_ms ratio[0002/0001]
+    table = []
+    for key in keys:
+        row = {name: getattr(key, name) for name in KEY_COLUMNS}
+        for metric in COMPARED_METRICS:
+            values = [records[key][metric] if key in records else None for records in pivots]
+            row.update({f"{metric}[{run.label}]": value for run, value in zip(runs, values)})
+            row.update({f"{metric} ratio[{run.label}/{runs[0].label}]": _ratio(value, values[0])
+                        for run, value in zip(runs[1:], values[1:])})
+        table.append(row)
+    return table, columns
+
+
+def format_cell(value, empty: str) -> str:
+    if value is None:
+        return empty
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_csv(path: Path, rows: list[dict], columns) -> Path:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({c: "" if row[c] is None else row[c] for c in columns} for row in rows)
+    return path
+
+
+def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> Path:
+    """`empty` fills the cells with no value: "-" where a metric was not measured (training an int8 model)."""
+    lines = [f"# {title}", "", caption, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(format_cell(row[c], empty) for c in columns) + " |" for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,80 @@
+import argparse
+import re
+
+import pytest
+
+from helpers import ROOT, run_pytest
+from sst2mlp.impls import IMPL_NAMES
+from sst2mlp.model import ModelConfig
+from sst2mlp.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
+
+
+def test_positive_int_list():
+    assert positive_int_list("1,2, 4") == (1, 2, 4)
+    assert positive_int_list("10000") == (10000,)
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "a", "0", "-1", "1.5", "2,2", "\u00b2"])
+def test_positive_int_list_rejects_malformed_lists(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        positive_int_list(text)
+
+
+@pytest.mark.parametrize("text", ["0", "x", "1,2", ""])
+def test_a_single_number_is_asked_for_as_one(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a positive integer such as 4"):
+        positive_int(text)
+
+
+def test_impl_lists_name_the_unknown_impl_and_the_choices():
+    assert impl_list(IMPL_NAMES)("dense, int8") == ("dense", "int8")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown impl 'onnx'; expected some of dense, sparse"):
+        impl_list(IMPL_NAMES)("dense,onnx")
+
+
+def test_defaults_come_from_the_option_records():
+    options = SuiteOptions()
+    assert options.layers == (1, 2, 4) and options.impls == IMPL_NAMES and options.train_limit is None
+    grid = options.grid()
+    assert len(grid) == 27 and len(set(grid)) == 27 and ModelConfig(2, 256, 10000) in grid
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ("--sst2-layers=1,x", "argument --sst2-layers: expected a comma-separated list of positive integers such as 1,2,4, got '1,x'"),
+        ("--sst2-train-rounds=0", "argument --sst2-train-rounds: expected a positive integer such as 4, got '0'"),
+        ("--sst2-train-limit=1,2", "argument --sst2-train-limit: expected a positive integer such as 4, got '1,2'"),
+        ("--sst2-impls=dense,onnx", "argument --sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, fused, int8"),
+        ("--sst2-train-impls=int8", "argument --sst2-train-impls: unknown impl 'int8'; expected some of dense, sparse"),
+        ("--sst2-data=", "argument --sst2-data: expected a folder path, got an empty string"),
+    ],
+)
+def test_malformed_option_is_a_usage_error(option, expected):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
+    assert run.returncode == 4
+    assert expected in run.stderr
+
+
+def test_missing_data_folder_is_a_usage_error(tmp_path):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", f"--sst2-data={tmp_path / 'nope'}")
+    assert run.returncode == 4
+    assert f"SST-2 folder {tmp_path / 'nope'} (from --sst2-data or $SST2_DATA_DIR) does not exist" in run.stderr
+
+
+def test_every_option_is_in_pytest_help_with_its_default():
+    help_text = " ".join(run_pytest("--help").stdout.split())
+    for option in OPTIONS:
+        assert option.flag in help_text
+        if option.default is not None:
+            assert f"(default: {option.default})" in help_text
+
+
+def test_the_readme_options_table_matches_the_option_records():
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(--sst2-[a-z-]+)` \| ([^|]+) \|", readme, flags=re.MULTILINE))
+    assert set(rows) == {option.flag for option in OPTIONS}
+    for option in OPTIONS:
+        shown = rows[option.flag].strip()
+        if option.default is not None:
+            assert shown == f"`{option.default}`", option.flag
