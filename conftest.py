@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sst2mlp.data import DATA_DIR_ENV, DataError, resolve_data_dir
-from sst2mlp.machine import update_machine_info
+from sst2mlp.machine import available_cores, busy_warning, machine_load, pin_to_one_core, set_denormals, update_machine_info
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import OPTIONS, SuiteOptions
 from sst2mlp.suite import Suite, TrainingRuns, check_extra_info
@@ -18,8 +18,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.sst2_options = SuiteOptions.from_pytest(config.getoption)
+    try:
+        config.sst2_options = SuiteOptions.from_pytest(config.getoption)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     config.sst2_suite = Suite(config.sst2_options)
+    # before torch starts its worker threads, which inherit the setting
+    config.sst2_denormals = {"mode": config.sst2_options.denormals, "flush_supported": set_denormals(config.sst2_options.denormals)}
+    config.sst2_load = config.sst2_pinned_core = None
     folder = resolve_data_dir(config.sst2_options.data_dir)
     if folder is not None and not folder.is_dir():
         raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
@@ -42,14 +48,38 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("impl", options.train_impls if trains else options.impls)
 
 
+def pytest_collection_finish(session):
+    """Before any benchmark: record how busy the machine is, and say so when it is too busy for timings."""
+    config = session.config
+    if config.option.collectonly or not any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    config.sst2_load = machine_load()
+    cores = available_cores()
+    warning = busy_warning(config.sst2_load, cores)
+    if warning:
+        config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
+    if max(config.sst2_options.threads) > cores:
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"sst2mlp: --sst2-threads asks for {max(config.sst2_options.threads)} threads but this process may use "
+            f"{cores} core(s): those timings measure oversubscription"), stacklevel=2)
+    if config.sst2_options.threads == (1,):
+        config.sst2_pinned_core = pin_to_one_core()
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
-    update_machine_info(machine_info, config.sst2_options.threads, config.sst2_options.impls)
+    update_machine_info(machine_info, config.sst2_options.threads, config.sst2_options.impls, config.sst2_denormals,
+                        config.sst2_load, config.sst2_pinned_core)
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    summary = config.sst2_suite.summary()
+    suite = config.sst2_suite
+    summary = suite.summary()
     if summary:
         terminalreporter.write_line(summary)
+    if suite.unstable:
+        terminalreporter.write_line(
+            f"sst2mlp: {len(suite.unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info): "
+            + "; ".join(suite.unstable), yellow=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import statistics
 import pytest
 import torch
 
-from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles, round_seconds
+from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles, round_seconds, timing_info
 from sst2mlp.training import TrainConfig
 
 THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
@@ -22,15 +22,16 @@ def batch_id(size):
 
 @pytest.mark.benchmark(group="training")
 @pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=batch_id)
-def test_training(described_benchmark, training_runs, pytestconfig, batch_size):
+def test_training(described_benchmark, training_runs, suite, pytestconfig, batch_size):
     described_benchmark.pedantic(
         training_runs.run,
         setup=training_runs.setup,
         warmup_rounds=1,
         rounds=pytestconfig.sst2_options.train_rounds,
     )
-    training_runs.finish()
+    training_runs.finish(extra_seeds=described_benchmark.enabled)
     described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in training_runs.results[1:]]
+    described_benchmark.extra_info.update(timing_info(described_benchmark.name, round_seconds(described_benchmark), suite))
 
 
 @pytest.mark.benchmark(group="inference")
@@ -45,6 +46,7 @@ def test_inference(described_benchmark, variant, suite, model_config, pytestconf
             rounds=pytestconfig.sst2_options.latency_rounds,
         )
     seconds = round_seconds(described_benchmark)
+    described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
     if seconds is not None:
         described_benchmark.extra_info.update(percentiles(seconds))
 
@@ -62,6 +64,7 @@ def test_throughput(described_benchmark, variant, suite, model_config, batch_siz
             rounds=max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size)),
         )
     seconds = round_seconds(described_benchmark)
+    described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
     described_benchmark.extra_info["batch_examples"] = batches.batch_size
     if seconds is not None:
         described_benchmark.extra_info["examples_per_second"] = batches.batch_size / statistics.median(seconds)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sst2mlp.features import BagOfWords
 from sst2mlp.model import MLP
-from sst2mlp.suite import TrainedModel, check_extra_info
+from sst2mlp.suite import TrainedModel, check_extra_info, round_seconds, timing_info
 from sst2mlp.training import TrainConfig, TrainResult, accuracy
 
 IMPL = "reference-loop"
@@ -61,10 +61,10 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
 @pytest.mark.parametrize("impl", [IMPL])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
-    seed = suite.options.seed
     models, results = [], []
 
-    def fresh_model():
+    def fresh_model():  # round r: seed base + r, as the suite's trainings
+        seed = suite.options.seed + len(models)
         models.append(suite.new_model(model_config, "dense", seed))
         return (models[-1], features.train, suite.train_labels, suite.train_config(seed)), {}
 
@@ -73,10 +73,15 @@ def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, ba
 
     benchmark.pedantic(train_and_record, setup=fresh_model, warmup_rounds=1,
                        rounds=pytestconfig.sst2_options.train_rounds)
+    seed = suite.options.seed
     trained = TrainedModel(models[0], results[0], accuracy(models[0], features.dev, suite.dev_labels), IMPL, seed)
+    seeds = suite.evaluate_seeds(model_config, IMPL, models, results, [seed + r for r in range(len(models))],
+                                 extra_seeds=benchmark.enabled)
     benchmark.extra_info.update(
         suite.describe(model_config, pinned_threads, impl, trained, trained.accuracy),
         epoch_seconds=[r.epoch_seconds for r in results[1:]],
+        **seeds.extra_info(),
+        **timing_info(benchmark.name, round_seconds(benchmark), suite),
     )
     if benchmark.stats is not None:
         check_extra_info("training", benchmark.extra_info)

@@ -23,10 +23,15 @@ MODEL_EXTRA_INFO = (
     "final_loss",
     "train_examples",
     "dev_examples",
+    # how stable the timed rounds were: IQR/median, (max-min)/median, and unstable when IQR/median > 10%
+    "iqr_over_median",
+    "range_over_median",
+    "unstable",
 )
 
 GROUP_EXTRA_INFO = {
-    "training": ("epoch_seconds",),
+    "training": ("epoch_seconds", "seeds", "seed_trained_impls", "accuracy_seeds", "accuracy_mean", "accuracy_std",
+                 "accuracy_ci95", "train_accuracy_seeds"),
     "inference": ("p50", "p90", "p99"),
     "throughput": ("batch_examples", "examples_per_second"),
 }

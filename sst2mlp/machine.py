@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import platform
 import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,7 +36,84 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tuple[str, ...]) -> None:
+DENORMAL_MODES = ("flush", "keep")
+
+
+def set_denormals(mode: str) -> bool:
+    """'flush': treat denormal floats as zero (FTZ/DAZ), 'keep': IEEE behaviour. True if the CPU honours 'flush'.
+
+    Adam's first moments of rarely seen words decay by 0.9 per step into the denormal range, where
+    arithmetic is many times slower on many x86 cores: kept, they make the second training epoch up
+    to 3x slower than the first on an Intel Xeon, so timings measure the CPU's denormal handling.
+    The setting is per thread; torch's worker threads are created later by this thread and inherit it.
+    """
+    if mode not in DENORMAL_MODES:
+        raise ValueError(f"denormal mode must be one of {', '.join(DENORMAL_MODES)}, got {mode!r}")
+    return torch.set_flush_denormal(mode == "flush")
+
+
+@contextmanager
+def denormals(mode: str):
+    """Run a block under `mode`, then return to IEEE behaviour (torch's default)."""
+    set_denormals(mode)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _cpu_times() -> list[int] | None:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    return [int(x) for x in fields[1:]] if fields and fields[0] == "cpu" else None
+
+
+def machine_load(window_seconds: float = 0.5) -> dict:
+    """The load average and the share of CPU time the hypervisor gave to other guests (steal) over a short window."""
+    load = {"load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+    before = _cpu_times()
+    time.sleep(window_seconds)
+    after = _cpu_times()
+    if before is None or after is None or len(after) < 8:
+        return {**load, "steal_percent": None, "busy_percent": None}
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal
+    idle = delta[3] + delta[4]
+    return {**load, "steal_percent": round(100 * delta[7] / total, 1), "busy_percent": round(100 * (total - idle) / total, 1)}
+
+
+def busy_warning(load: dict, cores: int) -> str | None:
+    """A sentence when the machine is not quiet enough for timings, else None."""
+    problems = []
+    if load.get("load_average") and load["load_average"][0] > max(0.5, cores / 2):
+        problems.append(f"load average {load['load_average'][0]} over the last minute on {cores} core(s)")
+    if (load.get("busy_percent") or 0) > 25:
+        problems.append(f"{load['busy_percent']}% of the CPU time busy before the run started")
+    if (load.get("steal_percent") or 0) > 5:
+        problems.append(f"{load['steal_percent']}% of the CPU time stolen by the hypervisor")
+    if not problems:
+        return None
+    return "the machine is busy (" + "; ".join(problems) + "): timings of this run may be noisy"
+
+
+def pin_to_one_core() -> int | None:
+    """Pin this process to the last core it may use (1-thread runs): no migrations between cores mid-measurement.
+    Returns the core, or None where affinity cannot be set."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tuple[str, ...], denormals: dict,
+                        load: dict | None = None, pinned_core: int | None = None) -> None:
     """Record what decides the timings; drop the momentary clock speed so runs on one machine compare cleanly."""
     cpu = machine_info.get("cpu", {})
     for key in [k for k in cpu if k.startswith("hz_actual")]:
@@ -47,7 +126,11 @@ def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tup
     }
     if "fused" in impls:
         machine_info["fused_kernel"] = kernel.build_info()
+    machine_info["denormals"] = denormals
     machine_info["cpu_model"] = cpu_model()
     machine_info["cpu_count"] = os.cpu_count()
-    if hasattr(os, "getloadavg"):
-        machine_info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    machine_info["cores_available"] = available_cores()  # the process's CPU affinity
+    machine_info["pinned_to_core"] = pinned_core
+    if load is not None:
+        machine_info["load_at_start"] = load
+        machine_info["load_average_at_start"] = load["load_average"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .impls import IMPL_NAMES, TRAINABLE
+from .machine import DENORMAL_MODES
 from .model import ModelConfig
 
 
@@ -20,6 +21,22 @@ def positive_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer such as 4, got {text!r}")
     return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer such as 0, got {text!r}")
+    return int(text)
+
+
+def choice(values: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if str(text).strip() not in values:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(values)}, got {text!r}")
+        return str(text).strip()
+
+    return parse
 
 
 def positive_int_list(text: str) -> tuple[int, ...]:
@@ -84,6 +101,13 @@ OPTIONS = (
            "timed 2-epoch trainings per configuration, after one warm-up training"),
     Option("--sst2-train-limit", "train_limit", positive_int, None, "N",
            "train on the first N training examples only (smoke runs); default: all"),
+    Option("--sst2-seed", "seed", non_negative_int, "0", "N",
+           "base seed: training round r of a configuration (r = 0 the warm-up) uses seed N + r for its weights and shuffling"),
+    Option("--sst2-seeds", "seeds", positive_int, None, "N",
+           "seeds whose dev accuracy is recorded per configuration: the trained rounds, plus untimed sparse trainings "
+           "up to N; default: the training rounds + 1"),
+    Option("--sst2-denormals", "denormals", choice(DENORMAL_MODES), "flush", "MODE",
+           "flush: denormal floats count as zero during all timed work (FTZ/DAZ); keep: IEEE behaviour, to measure it"),
     Option("--sst2-latency-rounds", "latency_rounds", positive_int, "1744", "N",
            "timed single-example forward passes per inference benchmark (the 872 dev examples, cycled)"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
@@ -109,7 +133,23 @@ class SuiteOptions:
     train_limit: int | None = _default("train_limit")
     latency_rounds: int = _default("latency_rounds")
     data_dir: str | None = _default("data_dir")
-    seed: int = 0
+    seed: int = _default("seed")
+    seeds: int | None = _default("seeds")
+    denormals: str = _default("denormals")
+
+    def __post_init__(self):
+        if self.seeds is not None and self.seeds < self.trained_rounds:
+            raise ValueError(f"--sst2-seeds {self.seeds} is below the {self.trained_rounds} trainings each configuration "
+                             f"runs anyway (--sst2-train-rounds {self.train_rounds} + 1 warm-up); expected at least {self.trained_rounds}")
+
+    @property
+    def trained_rounds(self) -> int:
+        return self.train_rounds + 1
+
+    @property
+    def seed_count(self) -> int:
+        """How many seeds' accuracies each configuration records."""
+        return self.trained_rounds if self.seeds is None else self.seeds
 
     @classmethod
     def from_pytest(cls, getoption: Callable[[str], Any]) -> SuiteOptions:

@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import time
+
 import numpy as np
 import torch
 
-from . import contract
+from . import contract, stats
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
-from .impls import Variant, effective_flops, get_impl, make_variant
+from .impls import REGISTRY, Variant, effective_flops, get_impl, make_variant
 from .model import MLP, ModelConfig, count_flops, count_params
 from .options import SuiteOptions
 from .training import TrainConfig, TrainResult, accuracy, make_optimizer, train
@@ -34,6 +36,29 @@ class TrainedModel:
 
 
 @dataclass
+class SeedAccuracies:
+    """Dev accuracy of one configuration's models over seeds, in seed order (the training rounds, then extra seeds)."""
+
+    seeds: list[int]
+    trained_by: list[str]  # the training impl of each seed's model (extra seeds use the sparse trainer)
+    dev: list[float]
+    train: list[float]
+    approximate: dict[str, list[float]]  # per seed, the dev accuracy of each approximate impl (int8) made from that model
+
+    def extra_info(self) -> dict:
+        summary = stats.mean_interval(self.dev)
+        return {
+            "seeds": self.seeds,
+            "seed_trained_impls": self.trained_by,
+            "accuracy_seeds": self.dev,
+            "accuracy_mean": summary["mean"],
+            "accuracy_std": summary["std"],
+            "accuracy_ci95": summary["ci95"],
+            "train_accuracy_seeds": self.train,
+        }
+
+
+@dataclass
 class PreparedVariant:
     """An impl's form of a trained model, with what its benchmarks record about it (computed once)."""
 
@@ -47,6 +72,10 @@ class Suite:
     options: SuiteOptions
     trained: dict[tuple[ModelConfig, str], TrainedModel] = field(default_factory=dict)  # key: (config, trained_impl)
     variants: dict[tuple[ModelConfig, str], PreparedVariant] = field(default_factory=dict)
+    seed_accuracies: dict[tuple[ModelConfig, str], SeedAccuracies] = field(default_factory=dict)  # key: (config, trained_impl)
+    _extra_seeds: dict[tuple[ModelConfig, int], dict] = field(default_factory=dict, repr=False)  # accuracies of untimed seeds
+    seconds_evaluating: float = 0.0  # untimed work for the seeds' accuracies: evaluation and extra-seed trainings
+    unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
 
     @cached_property
@@ -86,7 +115,8 @@ class Suite:
         """One line for the end of a session: the data rows read and the trainings run, if any."""
         if "data" not in vars(self):  # the data was never needed (collection only, or no benchmark ran)
             return None
-        return f"sst2mlp: {self.data.describe()}; {self.trainings} trainings run"
+        return (f"sst2mlp: {self.data.describe()}; {self.trainings} trainings run; "
+                f"{self.seconds_evaluating:.1f} s spent on the seeds' accuracies (untimed)")
 
     def new_model(self, config: ModelConfig, trained_impl: str, seed: int) -> MLP:
         torch.manual_seed(seed)
@@ -155,20 +185,73 @@ class Suite:
         }
 
     def extra_info(self, config: ModelConfig, impl: str, threads: int, group: str) -> dict:
-        """A training benchmark describes the model it trained; the others the impl's variant of the dense model."""
+        """A training benchmark describes the model it trained; the others the impl's variant of the dense model.
+
+        Accuracies over seeds: a training benchmark carries its configuration's, an approximate impl (int8)
+        its own, measured on each seed's dense-trained model.
+        """
         if group == "training":
             trained = self.model_for(config, impl)
             flops = effective_flops(impl, trained.model, self.features(config.vocab_size).dev)
-            return self.describe(config, threads, impl, trained, trained.accuracy, flops)
+            info = self.describe(config, threads, impl, trained, trained.accuracy, flops)
+            seeds = self.seed_accuracies.get((config, impl))
+            return {**info, **(seeds.extra_info() if seeds else {})}
         prepared = self.variant(config, impl)
-        return self.describe(config, threads, impl, self.model_for(config, "dense"), prepared.accuracy, prepared.effective_flops)
+        info = self.describe(config, threads, impl, self.model_for(config, "dense"), prepared.accuracy, prepared.effective_flops)
+        seeds = self.seed_accuracies.get((config, "dense"))
+        if seeds and impl in seeds.approximate:
+            summary = stats.mean_interval(seeds.approximate[impl])
+            info.update(seeds=seeds.seeds, accuracy_seeds=seeds.approximate[impl], accuracy_mean=summary["mean"],
+                        accuracy_std=summary["std"], accuracy_ci95=summary["ci95"], reference_accuracy_seeds=seeds.dev)
+        return info
+
+    def evaluate_seeds(self, config: ModelConfig, trained_impl: str, models: list[MLP], results: list[TrainResult],
+                       seeds: list[int], extra_seeds: bool = True) -> SeedAccuracies:
+        """Dev accuracy of every seed's model (and of each approximate impl made from it), adding untimed sparse
+        trainings until `options.seed_count` seeds are recorded (if `extra_seeds`). Never inside a timed region."""
+        start = time.perf_counter()
+        approximate = [i.name for i in REGISTRY if not i.exact and i.name in self.options.impls] if trained_impl == "dense" else []
+        evaluated = [self._evaluate(config, model, result, approximate) for model, result in zip(models, results)]
+        trained_by = [trained_impl] * len(models)
+        for offset in range(len(models), self.options.seed_count if extra_seeds else 0):
+            seed = self.options.seed + offset
+            evaluated.append(self._extra_seed(config, seed, approximate))
+            seeds = [*seeds, seed]
+            trained_by.append("sparse")
+        record = SeedAccuracies(
+            seeds=list(seeds),
+            trained_by=trained_by,
+            dev=[e["dev"] for e in evaluated],
+            train=[e["train"] for e in evaluated],
+            approximate={name: [e[name] for e in evaluated] for name in approximate},
+        )
+        self.seed_accuracies[(config, trained_impl)] = record
+        self.seconds_evaluating += time.perf_counter() - start
+        return record
+
+    def _evaluate(self, config: ModelConfig, model: MLP, result: TrainResult, approximate: list[str]) -> dict:
+        dev = self.features(config.vocab_size).dev
+        return {"dev": accuracy(model, dev, self.dev_labels), "train": result.train_accuracy,
+                **{name: accuracy(make_variant(name, model, dev), dev, self.dev_labels) for name in approximate}}
+
+    def _extra_seed(self, config: ModelConfig, seed: int, approximate: list[str]) -> dict:
+        """An untimed training for accuracy only, with the fastest exact trainer (the sparse input layer computes
+        the same function as dense); one per configuration and seed, whichever training benchmark asks first."""
+        key = (config, seed)
+        if key not in self._extra_seeds or not set(approximate) <= set(self._extra_seeds[key]):
+            model = self.new_model(config, "sparse", seed)
+            result = self.fit(model, make_optimizer(model, self.train_config(seed)), seed)
+            names = [i.name for i in REGISTRY if not i.exact and i.name in self.options.impls]
+            self._extra_seeds[key] = self._evaluate(config, model, result, names)
+        return self._extra_seeds[key]
 
 
 class TrainingRuns:
-    """setup/target for benchmark.pedantic: each round trains a fresh model on the whole train split.
+    """setup/target for benchmark.pedantic: round r trains a fresh model with seed `options.seed + r` on the whole
+    train split (the same work every round, so timings compare).
 
-    Only `run` is timed; `setup` builds the model and optimizer. After pedantic, `finish`
-    keeps the first round's model (pedantic skips teardown under --benchmark-disable).
+    Only `run` is timed; `setup` builds the model and optimizer. After pedantic, `finish` keeps the
+    first round's model and records every round's accuracy (pedantic skips teardown under --benchmark-disable).
     """
 
     def __init__(self, suite: Suite, config: ModelConfig, trained_impl: str):
@@ -177,21 +260,24 @@ class TrainingRuns:
         self.models: list[MLP] = []
         self.results: list[TrainResult] = []
 
-    @property
-    def seed(self) -> int:
-        return self.suite.options.seed
+    def seed(self, round_index: int) -> int:
+        return self.suite.options.seed + round_index
 
     def setup(self):
-        model = self.suite.new_model(self.config, self.trained_impl, self.seed)
+        seed = self.seed(len(self.models))
+        model = self.suite.new_model(self.config, self.trained_impl, seed)
         self.models.append(model)
-        return (model, make_optimizer(model, self.suite.train_config(self.seed))), {}
+        return (model, make_optimizer(model, self.suite.train_config(seed))), {}
 
     def run(self, model: MLP, optimizer: torch.optim.Optimizer) -> TrainResult:
-        self.results.append(self.suite.fit(model, optimizer, self.seed))
+        self.results.append(self.suite.fit(model, optimizer, self.seed(len(self.results))))
         return self.results[-1]
 
-    def finish(self) -> TrainedModel:
-        kept = self.suite.keep(self.models[0], self.results[0], self.trained_impl, self.seed)
+    def finish(self, extra_seeds: bool = True) -> TrainedModel:
+        """`extra_seeds=False` (an untimed --benchmark-disable run) records only the rounds that ran."""
+        kept = self.suite.keep(self.models[0], self.results[0], self.trained_impl, self.seed(0))
+        seeds = [self.seed(r) for r in range(len(self.models))]
+        self.suite.evaluate_seeds(self.config, self.trained_impl, self.models, self.results, seeds, extra_seeds)
         self.models.clear()
         return kept
 
@@ -224,6 +310,16 @@ def round_seconds(benchmark) -> list[float] | None:
 def percentiles(seconds: list[float]) -> dict[str, float]:
     values = np.percentile(np.asarray(seconds), PERCENTILES)
     return {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
+
+
+def timing_info(name: str, seconds: list[float] | None, suite: Suite) -> dict:
+    """The stability verdict of a timed benchmark; an unstable one is also listed for the end of the run."""
+    if seconds is None:
+        return {}
+    verdict = stats.spread(seconds)
+    if verdict["unstable"]:
+        suite.unstable.append(f"{name}: IQR/median {verdict['iqr_over_median']:.0%}")
+    return verdict
 
 
 def check_extra_info(group: str, info: dict) -> dict:

@@ -36,21 +36,22 @@ def test_grid_options_select_benchmarks_with_readable_ids():
 
 def test_machine_info_records_torch_and_drops_the_momentary_clock():
     machine_info = {"cpu": {"brand_raw": "x", "hz_actual": [1, 0], "hz_actual_friendly": "1 GHz", "hz_advertised": [1, 0]}}
-    update_machine_info(machine_info, threads=(1, 2), impls=("dense", "fused"))
+    update_machine_info(machine_info, threads=(1, 2), impls=("dense", "fused"), denormals={"mode": "flush", "flush_supported": True})
     assert machine_info["cpu"] == {"brand_raw": "x", "hz_advertised": [1, 0]}
     assert machine_info["torch"]["version"] == torch.__version__
     assert machine_info["torch"]["threads"] == [1, 2]
     assert machine_info["torch"]["blas"] in ("mkl", "open", "openblas", "blis", "accelerate", "eigen")
     assert machine_info["torch"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NO AVX", "VSX", "ZVECTOR", "SVE256")
     assert machine_info["fused_kernel"]["flags"] == ["-O3", "-march=native"]
+    assert machine_info["denormals"] == {"mode": "flush", "flush_supported": True}
 
 
 def test_machine_info_describes_the_fused_kernel_only_when_it_runs(monkeypatch):
     machine_info = {}
-    update_machine_info(machine_info, threads=(1,), impls=("dense", "int8"))
+    update_machine_info(machine_info, threads=(1,), impls=("dense", "int8"), denormals={})
     assert "fused_kernel" not in machine_info
     monkeypatch.setenv("CXX", "/nonexistent/c++")
-    update_machine_info(machine_info, threads=(1,), impls=("fused",))
+    update_machine_info(machine_info, threads=(1,), impls=("fused",), denormals={})
     assert machine_info["fused_kernel"]["compiler"] == "/nonexistent/c++"
     assert machine_info["fused_kernel"]["compiler_version"].startswith("unavailable (")
 
@@ -68,7 +69,7 @@ def pedantic_rounds(runs: TrainingRuns, rounds: int) -> None:
 
 
 def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
-    suite = Suite(SuiteOptions(data_dir=str(tiny_glue)))
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2))
     config = ModelConfig(1, 8, 20)
     runs = TrainingRuns(suite, config, trained_impl="dense")
     pedantic_rounds(runs, 3)
@@ -146,3 +147,34 @@ def test_benchmark_skip_and_only_select_as_pytest_benchmark_documents(tiny_glue)
     assert "1 passed, 32 skipped" in skip.stdout and "trainings run" not in skip.stdout
     only = run_pytest("tests/test_options.py::test_positive_int_list", "--benchmark-only", "-rs")
     assert only.returncode == 0 and "1 skipped" in only.stdout, only.stdout
+
+
+def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue):
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=7, seeds=5, impls=("dense", "int8")))
+    config = ModelConfig(1, 8, 20)
+    runs = TrainingRuns(suite, config, trained_impl="dense")
+    pedantic_rounds(runs, 3)
+    record = suite.seed_accuracies[(config, "dense")]
+    assert record.seeds == [7, 8, 9, 10, 11] and record.trained_by == ["dense"] * 3 + ["sparse"] * 2
+    assert suite.trainings == 5  # 3 timed-benchmark rounds, 2 untimed extra seeds
+    assert len({tuple(r.epoch_losses) for r in runs.results}) == 3  # different weights and shuffling per round
+    again = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=8, seeds=3, impls=("dense", "int8")))
+    runs_again = TrainingRuns(again, config, trained_impl="dense")
+    pedantic_rounds(runs_again, 3)
+    assert again.seed_accuracies[(config, "dense")].dev[:2] == record.dev[1:3]  # seeds 8 and 9 reproduce
+    assert runs_again.results[0].epoch_losses == runs.results[1].epoch_losses
+    info = suite.extra_info(config, "dense", threads=1, group="training")
+    assert info["accuracy_seeds"] == record.dev and info["seeds"] == record.seeds
+    assert info["accuracy_ci95"][0] <= info["accuracy_mean"] <= info["accuracy_ci95"][1]
+    int8 = suite.extra_info(config, "int8", threads=1, group="inference")
+    assert len(int8["accuracy_seeds"]) == 5 and int8["reference_accuracy_seeds"] == record.dev
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("--sst2-seed=-1", "argument --sst2-seed: expected a non-negative integer such as 0, got '-1'"),
+    ("--sst2-seeds=2", "--sst2-seeds 2 is below the 5 trainings each configuration runs anyway"),
+    ("--sst2-denormals=off", "argument --sst2-denormals: expected one of flush, keep, got 'off'"),
+])
+def test_seed_and_denormal_options_are_checked(option, expected):
+    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
+    assert run.returncode == 4 and expected in run.stderr, run.stderr

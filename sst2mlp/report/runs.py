@@ -34,7 +34,7 @@ class Key:
     def config(self) -> tuple[int, int, int]:
         return (self.num_layers, self.hidden_size, self.vocab_size)
 
-    def with_impl(self, impl: str, trained_impl: str) -> "Key":
+    def with_impl(self, impl: str, trained_impl: str) -> Key:
         return Key(*self.config, impl, self.threads, trained_impl)
 
 

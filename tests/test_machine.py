@@ -1,0 +1,76 @@
+import subprocess
+import sys
+
+import torch
+
+from sst2mlp import MLP, TrainConfig, Vocabulary, featurize, train
+from sst2mlp.machine import busy_warning, denormals
+from sst2mlp.training import make_optimizer
+
+TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
+
+
+def rare_word_problem(examples=1200, rare_words=300):
+    """Two frequent words decide the label; each of `rare_words` words occurs in exactly one sentence."""
+    sentences = [f"{'good' if i % 2 else 'bad'} w{i}" if i < rare_words else ("good" if i % 2 else "bad") for i in range(examples)]
+    labels = torch.tensor([i % 2 for i in range(examples)])
+    return featurize(sentences, Vocabulary.build(sentences)), labels
+
+
+def denormal_count_after_training(mode: str) -> int:
+    """Train one epoch at batch 1; Adam's first moment of a rare word's row decays by 0.9 per step after its
+    only appearance and passes through the denormal range about 770 to 920 steps later.
+
+    The setting is per thread: in this process torch's worker threads already exist, so train on this thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_and_count(mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_count(mode: str) -> int:
+    bags, labels = rare_word_problem()
+    torch.manual_seed(0)
+    model = MLP(1, 8, bags.vocab_size, sparse=True)
+    config = TrainConfig(epochs=1, batch_size=1, seed=0)
+    optimizer = make_optimizer(model, config)
+    with denormals(mode):
+        train(model, bags, labels, config, optimizer)
+    moments = torch.cat([state["exp_avg"].flatten() for state in optimizer.state.values()])
+    return int(((moments != 0) & (moments.abs() < TINY)).sum())
+
+
+def test_flushing_leaves_no_denormal_in_the_optimizer_state():
+    assert denormal_count_after_training("keep") > 0  # the problem produces them under IEEE arithmetic
+    assert denormal_count_after_training("flush") == 0
+
+
+def test_worker_threads_started_after_the_setting_inherit_it():
+    """The suite sets the mode in pytest_configure, before torch starts its worker threads (POSIX threads inherit
+    the floating-point environment of the thread that creates them), so work split over 2 threads flushes too."""
+    code = ("import sys\nfrom sst2mlp.machine import set_denormals\nset_denormals(sys.argv[1])\nimport torch\n"
+            "torch.set_num_threads(2)\ntiny = torch.finfo(torch.float32).tiny\n"
+            "print(int((torch.full((1 << 22,), 4 * tiny) * 0.1).count_nonzero()))")  # split over both threads
+    counts = {}
+    for mode in ("keep", "flush"):
+        run = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        counts[mode] = int(run.stdout)
+    assert counts == {"keep": 1 << 22, "flush": 0}
+
+
+def test_the_denormal_setting_is_restored():
+    with denormals("flush"):
+        assert torch.tensor([TINY / 4]).mul(1.0).item() == 0.0
+    assert torch.tensor([TINY / 4]).mul(1.0).item() > 0.0
+
+
+def test_busy_machine_warnings_name_the_cause():
+    quiet = {"load_average": [0.1, 0.2, 0.2], "steal_percent": 0.0, "busy_percent": 3.0}
+    assert busy_warning(quiet, cores=2) is None
+    busy = {"load_average": [1.7, 1.0, 0.5], "steal_percent": 12.0, "busy_percent": 60.0}
+    warning = busy_warning(busy, cores=2)
+    assert "load average 1.7" in warning and "12.0% of the CPU time stolen" in warning and "60.0%" in warning
+    assert busy_warning({"load_average": None, "steal_percent": None, "busy_percent": None}, cores=2) is None
