@@ -6,10 +6,9 @@ when that benchmark runs first), plus every impl's form of it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import time
 
 import numpy as np
 import torch
