@@ -10,7 +10,7 @@ import statistics
 import pytest
 import torch
 
-from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles, round_seconds, timing_info
+from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, calibrated_rounds, percentiles, round_seconds, timing_info
 from sst2mlp.training import TrainConfig
 
 THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
@@ -37,13 +37,15 @@ def test_training(described_benchmark, training_runs, suite, pytestconfig, batch
 @pytest.mark.benchmark(group="inference")
 @pytest.mark.parametrize("batch_size", [1], ids=batch_id)
 def test_inference(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
+    options = pytestconfig.sst2_options
     examples = CyclingInputs(variant, suite.features(model_config.vocab_size).dev, batch_size)
+    described_benchmark.extra_info.update(suite.canary.wait_until_quiet())
     with torch.inference_mode():
         described_benchmark.pedantic(
             variant.module,
             setup=examples.next,
             warmup_rounds=LATENCY_WARMUP_EXAMPLES,
-            rounds=pytestconfig.sst2_options.latency_rounds,
+            rounds=calibrated_rounds(variant.module, examples, options.latency_rounds, options.min_time),
         )
     seconds = round_seconds(described_benchmark)
     described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
@@ -53,15 +55,17 @@ def test_inference(described_benchmark, variant, suite, model_config, pytestconf
 
 @pytest.mark.benchmark(group="throughput")
 @pytest.mark.parametrize("batch_size", [64, "dev"], ids=batch_id)
-def test_throughput(described_benchmark, variant, suite, model_config, batch_size):
+def test_throughput(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
     dev = suite.features(model_config.vocab_size).dev
     batches = CyclingInputs(variant, dev, len(dev) if batch_size == "dev" else batch_size)
+    min_rounds = max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size))
+    described_benchmark.extra_info.update(suite.canary.wait_until_quiet())
     with torch.inference_mode():
         described_benchmark.pedantic(
             variant.module,
             setup=batches.next,
             warmup_rounds=2,
-            rounds=max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size)),
+            rounds=calibrated_rounds(variant.module, batches, min_rounds, pytestconfig.sst2_options.min_time),
         )
     seconds = round_seconds(described_benchmark)
     described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))

@@ -27,6 +27,7 @@ MODEL_EXTRA_INFO = (
     "iqr_over_median",
     "range_over_median",
     "unstable",
+    "samples",  # what the regression gate compares: medians of 20 consecutive blocks of rounds (training: the rounds)
 )
 
 GROUP_EXTRA_INFO = {

@@ -30,6 +30,16 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds such as 1.0, got {text!r}")
+    return value
+
+
 def choice(values: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if str(text).strip() not in values:
@@ -110,6 +120,9 @@ OPTIONS = (
            "flush: denormal floats count as zero during all timed work (FTZ/DAZ); keep: IEEE behaviour, to measure it"),
     Option("--sst2-latency-rounds", "latency_rounds", positive_int, "1744", "N",
            "timed single-example forward passes per inference benchmark (the 872 dev examples, cycled)"),
+    Option("--sst2-min-time", "min_time", positive_float, "1.0", "SECONDS",
+           "every latency and throughput benchmark times at least this long (more rounds than --sst2-latency-rounds "
+           "when calls are fast), so that a short hiccup of the machine cannot move its median"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
            "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
            "else the hub"),
@@ -132,6 +145,7 @@ class SuiteOptions:
     train_rounds: int = _default("train_rounds")
     train_limit: int | None = _default("train_limit")
     latency_rounds: int = _default("latency_rounds")
+    min_time: float = _default("min_time")
     data_dir: str | None = _default("data_dir")
     seed: int = _default("seed")
     seeds: int | None = _default("seeds")

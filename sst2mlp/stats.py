@@ -40,6 +40,13 @@ def spread(seconds) -> dict:
     return {"iqr_over_median": iqr_ratio, "range_over_median": range_ratio, "unstable": bool(iqr_ratio > UNSTABLE_SPREAD)}
 
 
+def block_medians(seconds, blocks: int = 20) -> list[float]:
+    """Medians of consecutive blocks of rounds: samples that each span a stretch of time, for comparing runs
+    (single rounds are correlated: a hiccup of the machine slows many in a row)."""
+    x = np.asarray(seconds, dtype=float)
+    return [float(np.median(part)) for part in np.array_split(x, min(blocks, len(x))) if len(part)]
+
+
 def mann_whitney_p(a, b) -> float:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction), as asv uses it."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

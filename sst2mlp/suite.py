@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import contract, stats
+from .canary import Canary
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
 from .impls import REGISTRY, Variant, effective_flops, get_impl, make_variant
@@ -73,6 +74,7 @@ class Suite:
     variants: dict[tuple[ModelConfig, str], PreparedVariant] = field(default_factory=dict)
     seed_accuracies: dict[tuple[ModelConfig, str], SeedAccuracies] = field(default_factory=dict)  # key: (config, trained_impl)
     _extra_seeds: dict[tuple[ModelConfig, int], dict] = field(default_factory=dict, repr=False)  # accuracies of untimed seeds
+    canary: Canary = field(default_factory=Canary, repr=False)
     seconds_evaluating: float = 0.0  # untimed work for the seeds' accuracies: evaluation and extra-seed trainings
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
@@ -300,6 +302,20 @@ class CyclingInputs:
         return self.inputs[self.position], {}
 
 
+CALIBRATION_CALLS = 50
+MAX_ROUNDS = 300_000
+
+
+def calibrated_rounds(forward, inputs: CyclingInputs, min_rounds: int, min_time: float) -> int:
+    """At least `min_rounds`, and enough rounds to time for `min_time` seconds at the speed of a few untimed calls."""
+    start = time.perf_counter()
+    for _ in range(CALIBRATION_CALLS):
+        args, _ = inputs.next()
+        forward(*args)
+    per_call = (time.perf_counter() - start) / CALIBRATION_CALLS
+    return int(min(MAX_ROUNDS, max(min_rounds, np.ceil(min_time / max(per_call, 1e-9)))))
+
+
 def round_seconds(benchmark) -> list[float] | None:
     """The timed rounds of a finished pedantic benchmark, or None when pytest-benchmark did not time it
     (--benchmark-disable, or under xdist, where it disables itself)."""
@@ -318,7 +334,7 @@ def timing_info(name: str, seconds: list[float] | None, suite: Suite) -> dict:
     verdict = stats.spread(seconds)
     if verdict["unstable"]:
         suite.unstable.append(f"{name}: IQR/median {verdict['iqr_over_median']:.0%}")
-    return verdict
+    return {**verdict, "samples": stats.block_medians(seconds)}
 
 
 def check_extra_info(group: str, info: dict) -> dict:

@@ -53,6 +53,9 @@ def test_results_table_holds_every_benchmark_in_the_row_of_its_model(tmp_path):
         assert (int(row["hidden_size"]), int(row["vocab_size"])) == (128, 1000)
         assert int(row["params"]) == info["params"] and int(row["flops"]) == info["flops"]
         assert float(row["accuracy"]) == pytest.approx(info["accuracy"])
+        if "accuracy_seeds" in info:  # training benchmarks and int8: the row's spread is theirs
+            assert float(row["accuracy_mean"]) == pytest.approx(sum(info["accuracy_seeds"]) / len(info["accuracy_seeds"]))
+            assert int(row["accuracy_seeds"]) == len(info["accuracy_seeds"]) == 3
         assert float(row["effective_flops"]) == pytest.approx(info["effective_flops"])
         if bench["group"] == "inference":
             assert float(row["latency_median_ms"]) == pytest.approx(stats["median"] * 1e3)

@@ -1,6 +1,7 @@
 """sst2mlp-report: figures and tables from saved pytest-benchmark JSON.
 
     sst2mlp-report [JSON files or storage folders; default .benchmarks] --out DIR
+    sst2mlp-report check BASELINE.json NEW.json [--threshold 0.10] [--alpha 0.002]
 
 The JSON is the only input; outputs are written only inside --out. Figures and the
 results table describe the last run given (in a storage folder, the newest); with
@@ -10,18 +11,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
-from . import tables
+from . import gate, tables
+from .claims import write_claims
 from .figures import FIGURES, write_figures
 from .runs import ReportError, load_runs
 
-RESULTS = ("results.md", "results.csv")
+RESULTS = ("results.md", "results.csv", "claims.md")
 COMPARISON = ("comparison.md", "comparison.csv")
 SPEEDUPS = ("speedups.md", "speedups.csv")
 
 
+RESULTS_NOTE = (
+    "Accuracy: dev accuracy, mean ± standard deviation over the seeds (their number in brackets); an exact impl "
+    "shares the accuracies of the models it was made from. `!N%` after a median: its timed rounds' IQR/median "
+    "was N%, above 10% (unstable on this machine)."
+)
+
+
 def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: bool = False) -> list[Path]:
+    try:
+        return _make_report(inputs, out, overwrite, strict)
+    except OSError as error:  # --out is a file, lies under a file, is read-only or not writable
+        where = error.filename or out
+        raise ReportError(f"cannot write the report to {where} ({error.strerror or error}); expected --out to be a "
+                          "writable folder (it is created if missing)") from None
+
+
+def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) -> list[Path]:
     runs = load_runs(inputs, strict=strict)
     latest = runs[-1]  # files sort by name, so in a storage folder the newest run is last
     several_impls = len({key.impl for key in latest.rows}) > 1
@@ -34,8 +53,9 @@ def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: b
     rows = tables.results_table(latest)
     written = [
         tables.write_csv(out / "results.csv", rows, tables.RESULT_COLUMNS),
-        tables.write_markdown(out / "results.md", "sst2mlp results", caption, rows, tables.RESULT_COLUMNS),
+        tables.write_markdown(out / "results.md", "sst2mlp results", f"{caption}\n\n{RESULTS_NOTE}", rows, tables.RESULT_COLUMNS),
     ]
+    written.append(write_claims(out / "claims.md", latest))
     written += write_figures(latest, out, threads=min(key.threads for key in latest.rows))
     if several_impls:
         rows = tables.speedups_table(latest)
@@ -47,6 +67,11 @@ def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: b
     if len(runs) > 1:
         rows, columns = tables.comparison_table(runs)
         captions = "\n".join(f"- {run.label}: {run.caption()}" for run in runs)
+        differences = [f"{run.label} vs {runs[0].label}: {'; '.join(d)}" for run in runs[1:]
+                       if (d := gate.machine_differences(runs[0].machine, run.machine))]
+        if differences:
+            captions += ("\n\n**These runs come from different set-ups** (" + " | ".join(differences) + "): the ratios "
+                         "below mix the code's change with the machine's.")
         written += [
             tables.write_csv(out / "comparison.csv", rows, columns),
             tables.write_markdown(out / "comparison.md", "sst2mlp comparison (ratios against the first run)", captions,
@@ -55,8 +80,36 @@ def make_report(inputs: list[str], out: Path, overwrite: bool = False, strict: b
     return written
 
 
+def check(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sst2mlp-report check",
+        description="Compare two saved runs benchmark by benchmark; exit 1 when a timing got slower by more than the "
+                    "threshold with Mann-Whitney p below alpha, or a configuration's dev accuracy dropped beyond its noise.")
+    parser.add_argument("baseline", type=Path, help="pytest-benchmark JSON of the baseline run")
+    parser.add_argument("new", type=Path, help="pytest-benchmark JSON of the run to check")
+    parser.add_argument("--threshold", type=float, default=0.10, help="smallest slowdown that counts (default: 0.10, 10%%)")
+    parser.add_argument("--alpha", type=float, default=0.002, help="significance level of the U test (default: 0.002)")
+    parser.add_argument("--allow-different-machines", action="store_true",
+                        help="compare runs whose CPU, torch version, thread counts or denormal mode differ")
+    args = parser.parse_args(argv)
+    try:
+        verdicts, notes = gate.compare(args.baseline, args.new, args.threshold, args.alpha, args.allow_different_machines)
+    except ReportError as error:
+        print(f"sst2mlp-report check: error: {error}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}")
+    print(gate.format_table(verdicts))
+    print(gate.summary(verdicts))
+    return 1 if any(v.fails for v in verdicts) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:
+        return check(argv[1:])
+    parser = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0],
+                                     epilog="sst2mlp-report check BASELINE NEW: the regression gate (see check --help)")
     parser.add_argument("inputs", nargs="*", default=[".benchmarks"], help="pytest-benchmark JSON files or storage folders (default: .benchmarks)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for figures and tables (default: report)")
     parser.add_argument("--overwrite", action="store_true", help="replace figures and tables already in --out")
@@ -64,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="fail on any benchmark without every parameter and extra_info field the current suite writes")
     args = parser.parse_args(argv)
     try:
-        written = make_report(args.inputs, args.out, overwrite=args.overwrite, strict=args.strict)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = make_report(args.inputs, args.out, overwrite=args.overwrite, strict=args.strict)
+        for warning in caught:  # the message only: a reader needs no source location inside the report
+            print(f"sst2mlp-report: warning: {warning.message}", file=sys.stderr)
     except ReportError as error:
         print(f"sst2mlp-report: error: {error}", file=sys.stderr)
         return 2

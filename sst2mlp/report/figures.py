@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import Row, Run
+from .. import stats
+from .runs import Row, Run, accuracy_over_seeds
 
 FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "pareto.png")
 SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
@@ -17,7 +18,7 @@ LABEL_OFFSETS = ((4, 4), (4, -11), (-6, 6), (-6, -12), (6, 14), (6, -20), (-10, 
 FLOPS_LABEL = "FLOPs per example (report's dense count)"
 EFFECTIVE_FLOPS_LABEL = "effective FLOPs per example (what the impl executes)"
 LATENCY_LABEL = "latency, batch 1 (ms per example)"
-ACCURACY_LABEL = "dev accuracy"
+ACCURACY_LABEL = "dev accuracy (mean over seeds, 95% interval)"
 
 # The reference report's sweeps: (figure, the value that varies, the value each series fixes, the value all fix, title).
 SWEEPS = (
@@ -66,11 +67,30 @@ def sweep_series(run: Run, impl: str, threads: int, varying: str, per_series: st
     return series
 
 
-def _point_coordinates(rows: list[Row]):
+def accuracy_summary(run: Run, rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean dev accuracy over the seeds of each row, and the 95% interval (the mean itself with one seed)."""
+    summaries = [stats.mean_interval(accuracy_over_seeds(run, r.key)) for r in rows]
+    mean = np.array([s["mean"] for s in summaries])
+    low = np.array([s["ci95"][0] if s["ci95"] else s["mean"] for s in summaries])
+    high = np.array([s["ci95"][1] if s["ci95"] else s["mean"] for s in summaries])
+    return mean, low, high
+
+
+def _error_bars(ax, x, run: Run, rows: list[Row], line) -> None:
+    """95% intervals of the accuracy, in the colour of the series just drawn (vertical segments, not Line2D)."""
+    _, low, high = accuracy_summary(run, rows)
+    if len(rows) and np.any(high > low):
+        ax.vlines(x, low, high, colors=line.get_color(), alpha=0.55, lw=1.2)
+
+
+def _point_coordinates(run: Run, rows: list[Row]):
     flops = np.array([r.flops for r in rows], dtype=float)
     latency_ms = np.array([_latency_ms(r) for r in rows])
-    accuracy = np.array([r.accuracy for r in rows])
+    accuracy = accuracy_summary(run, rows)[0] if rows else np.array([])
     return ((flops, accuracy), (latency_ms, accuracy), (latency_ms, flops))
+
+
+ACCURACY_PANELS = (True, True, False)  # which of the report's three panels have accuracy on the y axis
 
 
 def _compact(value, _position=None) -> str:
@@ -138,8 +158,10 @@ def sweep_figure(run: Run, impl: str, threads: int, varying: str, per_series: st
     fig, axes = _panels(f"{title} ({impl}, {threads} thread(s))", run.caption(), REPORT_PANELS)
     labels = [[] for _ in axes]
     for (legend, rows), style in zip(sweep_series(run, impl, threads, varying, per_series, fixed), itertools.cycle(STYLES)):
-        for ax, panel_labels, (x, y) in zip(axes, labels, _point_coordinates(rows)):
-            ax.plot(x, y, style, label=legend if rows else f"{legend} (not measured)", markersize=6)
+        for ax, panel_labels, (x, y), has_accuracy in zip(axes, labels, _point_coordinates(run, rows), ACCURACY_PANELS):
+            (line,) = ax.plot(x, y, style, label=legend if rows else f"{legend} (not measured)", markersize=6)
+            if has_accuracy:
+                _error_bars(ax, x, run, rows, line)
             panel_labels += [(xi, yi, f"{SHORT[varying]}={getattr(r.key, varying)}") for xi, yi, r in zip(x, y, rows)]
     _set_scales(axes)
     for ax, panel_labels in zip(axes, labels):
@@ -151,12 +173,14 @@ def all_experiments_figure(run: Run, impl: str, threads: int):
     fig, axes = _panels(f"All experiments ({impl}, {threads} thread(s)); points labelled N-H-k", run.caption(), REPORT_PANELS)
     rows = [row for row in (run.rows[key] for key in run.sorted_keys())
             if row.latency and row.key.threads == threads and row.key.impl == impl]
-    for ax, (x, y) in zip(axes, _point_coordinates(rows)):
+    for ax, (x, y), has_accuracy in zip(axes, _point_coordinates(run, rows), ACCURACY_PANELS):
         for vocab, style in zip(sorted({r.key.vocab_size for r in rows}), itertools.cycle(STYLES)):
             mine = [i for i, r in enumerate(rows) if r.key.vocab_size == vocab]
-            ax.plot(x[mine], y[mine], style[0], label=f"k={vocab}", markersize=5)
+            (line,) = ax.plot(x[mine], y[mine], style[0], label=f"k={vocab}", markersize=5)
+            if has_accuracy:
+                _error_bars(ax, x[mine], run, [rows[i] for i in mine], line)
     _set_scales(axes)
-    for ax, (x, y) in zip(axes, _point_coordinates(rows)):
+    for ax, (x, y) in zip(axes, _point_coordinates(run, rows)):
         _place_labels(ax, [(xi, yi, _short_id(r)) for xi, yi, r in zip(x, y, rows)], fontsize=6)
     return fig
 
@@ -166,14 +190,18 @@ def impls_figure(run: Run, impls: list[str], threads: int):
     panels = (
         (FLOPS_LABEL, lambda r: r.flops, LATENCY_LABEL, _latency_ms),
         (EFFECTIVE_FLOPS_LABEL, lambda r: r.effective_flops, LATENCY_LABEL, _latency_ms),
-        (LATENCY_LABEL, _latency_ms, ACCURACY_LABEL, lambda r: r.accuracy),
+        (LATENCY_LABEL, _latency_ms, ACCURACY_LABEL, None),  # None: the mean accuracy over seeds, with intervals
     )
     fig, axes = _panels(f"Implementations of the same models ({threads} thread(s))", run.caption(),
                         [(xlabel, ylabel) for xlabel, _, ylabel, _ in panels])
     for ax, (_, fx, _, fy) in zip(axes, panels):
         for impl, style in zip(impls, itertools.cycle(STYLES)):
             rows = sorted(timed_rows(run, impl, threads), key=fx)
-            ax.plot([fx(r) for r in rows], [fy(r) for r in rows], style[0], label=impl, markersize=5, alpha=0.8)
+            x = [fx(r) for r in rows]
+            y = [fy(r) for r in rows] if fy else accuracy_summary(run, rows)[0]
+            (line,) = ax.plot(x, y, style[0], label=impl, markersize=5, alpha=0.8)
+            if fy is None:
+                _error_bars(ax, x, run, rows, line)
     _set_scales(axes, log_y=(True, True, False))
     return fig
 
@@ -193,14 +221,15 @@ def pareto_figure(run: Run, impls: list[str], threads: int):
     fig, axes = _panels(f"Pareto-optimal configurations ({threads} thread(s)): none is both cheaper and more accurate",
                         run.caption(), [(xlabel, ACCURACY_LABEL) for xlabel, _ in costs], figsize=(16, 6.4), title_size=12)
     rows = timed_rows(run, None, threads)
+    accuracy = dict(zip([r.key for r in rows], accuracy_summary(run, rows)[0])) if rows else {}
     fronts = []
     for ax, (_, cost) in zip(axes, costs):
         for impl, style in zip(impls, itertools.cycle(STYLES)):
             mine = [r for r in rows if r.key.impl == impl]
-            ax.plot([cost(r) for r in mine], [r.accuracy for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
-        front = [rows[i] for i in pareto_front([(cost(r), r.accuracy) for r in rows])]
-        ax.plot([cost(r) for r in front], [r.accuracy for r in front], "k-", lw=1, label="Pareto front")
-        fronts.append([(cost(r), r.accuracy, f"{_short_id(r)} {r.key.impl}") for r in front])
+            ax.plot([cost(r) for r in mine], [accuracy[r.key] for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
+        front = [rows[i] for i in pareto_front([(cost(r), accuracy[r.key]) for r in rows])]
+        ax.plot([cost(r) for r in front], [accuracy[r.key] for r in front], "k-", lw=1, label="Pareto front")
+        fronts.append([(cost(r), accuracy[r.key], f"{_short_id(r)} {r.key.impl}") for r in front])
     _set_scales(axes, log_y=(False, False))
     for ax, labels in zip(axes, fronts):
         _place_labels(ax, labels)

@@ -50,6 +50,9 @@ class Row:
     latency: dict | None = None  # inference stats, seconds per example
     training: dict | None = None  # training stats, seconds per 2-epoch training
     throughput: dict[str, float] = field(default_factory=dict)  # batch label -> examples per second
+    accuracy_seeds: list[float] | None = None  # dev accuracy of each seed's model, where the run measured this impl's
+    reference_accuracy_seeds: list[float] | None = None  # an approximate impl's float models, seed by seed
+    seeds: list[int] | None = None
 
 
 @dataclass
@@ -78,6 +81,19 @@ class Run:
             f"{'/'.join(map(str, threads))} thread(s); run {self.path.name}"
             + (f", HEAD {commit} when saved" if commit else "")
         )
+
+
+def accuracy_over_seeds(run: Run, key: Key) -> list[float]:
+    """The dev accuracies over seeds that belong to a row: its own where the run measured them for this impl (the
+    training benchmarks, int8), else those of the models it was made from (an exact impl of the dense-trained
+    models has their accuracies), else the one accuracy the run recorded (runs saved before seeds)."""
+    row = run.rows[key]
+    if row.accuracy_seeds:
+        return row.accuracy_seeds
+    for other in run.rows.values():
+        if other.key.config == key.config and other.key.impl == key.trained_impl == other.key.trained_impl and other.accuracy_seeds:
+            return other.accuracy_seeds
+    return [row.accuracy]
 
 
 def sorted_keys(keys, impl_order: list[str]) -> list[Key]:
@@ -113,9 +129,12 @@ def contract_violations(run: Run) -> list[str]:
     return problems
 
 
-def read_run(path: Path) -> Run:
+def read_document(path: Path) -> dict:
+    """A pytest-benchmark JSON file, checked for the shape the report relies on."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReportError(f"{path}: cannot read ({error.strerror or error}); expected a readable pytest-benchmark JSON file") from None
     except UnicodeDecodeError as error:
         raise ReportError(f"{path}: not a text file ({error.reason}); expected pytest-benchmark JSON") from None
     except json.JSONDecodeError as error:
@@ -125,6 +144,11 @@ def read_run(path: Path) -> Run:
         ) from None
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list) or "machine_info" not in document:
         raise ReportError(f"{path}: not pytest-benchmark JSON; expected an object with 'machine_info' and a 'benchmarks' list")
+    return document
+
+
+def read_run(path: Path) -> Run:
+    document = read_document(path)
     rows: dict[Key, Row] = {}
     skipped, impl_order = [], []
     for index, bench in enumerate(document["benchmarks"]):
@@ -151,6 +175,10 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     if row is None:
         row = rows[key] = Row(key, info["params"], info["flops"], info.get("effective_flops", float(info["flops"])), info["accuracy"])
     stats = {name: bench["stats"][name] for name in ("min", "median", "mean", "stddev", "rounds")}
+    stats.update({name: info[name] for name in ("iqr_over_median", "unstable") if name in info})
+    if info.get("accuracy_seeds"):
+        row.accuracy_seeds, row.seeds = list(info["accuracy_seeds"]), list(info.get("seeds") or [])
+        row.reference_accuracy_seeds = info.get("reference_accuracy_seeds")
     if bench["group"] == "inference":
         row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99") if p in info}}
     elif bench["group"] == "training":

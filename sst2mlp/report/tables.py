@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .runs import REFERENCE_LOOP, Key, Run, sorted_keys
+from .. import stats
+from .runs import REFERENCE_LOOP, Key, Run, accuracy_over_seeds, sorted_keys
 
 KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl", "threads")
+# CSV; Markdown shows them as one cell. `accuracy` is the seed-`--sst2-seed` model's, the one every impl's timings ran.
+ACCURACY_COLUMNS = ("accuracy", "accuracy_mean", "accuracy_sd", "accuracy_seeds")
 METRIC_COLUMNS = (
-    "params", "flops", "effective_flops", "accuracy",
-    "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms",
-    "training_median_s", "throughput_b64_per_s", "throughput_dev_per_s",
+    "params", "flops", "effective_flops", *ACCURACY_COLUMNS,
+    "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms", "latency_iqr_over_median",
+    "training_median_s", "training_iqr_over_median", "throughput_b64_per_s", "throughput_dev_per_s",
 )
 RESULT_COLUMNS = KEY_COLUMNS + METRIC_COLUMNS
 SPEEDUP_COLUMNS = KEY_COLUMNS + (
-    "accuracy", "latency_median_ms", "latency_p90_ms", "latency_speedup_vs_dense",
+    *ACCURACY_COLUMNS, "latency_median_ms", "latency_p90_ms", "latency_speedup_vs_dense",
     "training_median_s", "training_speedup_vs_dense", "training_speedup_vs_reference_loop",
 )
 COMPARED_METRICS = ("latency_median_ms", "training_median_s")
@@ -32,13 +35,20 @@ def record(run: Run, key: Key) -> dict:
     return {
         "num_layers": key.num_layers, "hidden_size": key.hidden_size, "vocab_size": key.vocab_size,
         "impl": key.impl, "trained_impl": key.trained_impl, "threads": key.threads,
-        "params": row.params, "flops": row.flops, "effective_flops": row.effective_flops, "accuracy": row.accuracy,
+        "params": row.params, "flops": row.flops, "effective_flops": row.effective_flops,
+        "accuracy": row.accuracy, **accuracy_columns(accuracy_over_seeds(run, key)),
         "latency_median_ms": _ms(latency.get("median")), "latency_mean_ms": _ms(latency.get("mean")),
         "latency_stddev_ms": _ms(latency.get("stddev")), "latency_p90_ms": _ms(latency.get("p90")),
-        "latency_p99_ms": _ms(latency.get("p99")),
+        "latency_p99_ms": _ms(latency.get("p99")), "latency_iqr_over_median": latency.get("iqr_over_median"),
         "training_median_s": row.training["median"] if row.training else None,
+        "training_iqr_over_median": (row.training or {}).get("iqr_over_median"),
         "throughput_b64_per_s": row.throughput.get("64"), "throughput_dev_per_s": row.throughput.get("dev"),
     }
+
+
+def accuracy_columns(values: list[float]) -> dict:
+    summary = stats.mean_interval(values)
+    return {"accuracy_mean": summary["mean"], "accuracy_sd": summary["std"], "accuracy_seeds": summary["n"]}
 
 
 def pivot(run: Run) -> dict[Key, dict]:
@@ -115,9 +125,38 @@ def write_csv(path: Path, rows: list[dict], columns) -> Path:
     return path
 
 
+STABILITY_OF = {"latency_median_ms": "latency_iqr_over_median", "training_median_s": "training_iqr_over_median"}
+ACCURACY_CELL = "accuracy (mean ± sd, seeds)"
+
+
+def markdown_columns(columns) -> list[str]:
+    """The CSV columns as Markdown shows them: the accuracy columns as one cell, stability marked on the medians."""
+    shown = []
+    for column in columns:
+        if column == "accuracy":
+            shown.append(ACCURACY_CELL)
+        elif column not in ACCURACY_COLUMNS and column not in STABILITY_OF.values():
+            shown.append(column)
+    return shown
+
+
+def markdown_cell(row: dict, column: str, empty: str) -> str:
+    if column == ACCURACY_CELL:
+        if row.get("accuracy_mean") is None:
+            return empty
+        sd = row.get("accuracy_sd")
+        return f"{row['accuracy_mean']:.4f} ± {sd:.4f} ({row['accuracy_seeds']})" if sd is not None else f"{row['accuracy_mean']:.4f} (1)"
+    text = format_cell(row.get(column), empty)
+    spread = row.get(STABILITY_OF.get(column, ""))
+    if spread is not None and spread > stats.UNSTABLE_SPREAD and row.get(column) is not None:
+        text += f" !{spread:.0%}"  # as torch.utils.benchmark's Compare marks noisy measurements
+    return text
+
+
 def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> Path:
     """`empty` fills the cells with no value: "-" where a metric was not measured (training an int8 model)."""
-    lines = [f"# {title}", "", caption, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(format_cell(row[c], empty) for c in columns) + " |" for row in rows]
+    shown = markdown_columns(columns)
+    lines = [f"# {title}", "", caption, "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(markdown_cell(row, c, empty) for c in shown) + " |" for row in rows]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,0 +1,92 @@
+"""The regression gate (sst2mlp-report check) on real smoke runs (tests/data), with changes injected into copies."""
+import copy
+import json
+
+import pytest
+from test_report import NEW, NEW_AGAIN, OLD
+
+from sst2mlp.report.cli import main
+from sst2mlp.report.gate import FASTER, SLOW_PHASE, SLOWER, compare
+
+FUSED = "test_inference[L2-H128-V1000-T1-fused-B1]"
+
+
+def write(tmp_path, name, document):
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def changed(document, names, factor=None, accuracy_shift=None, machine_speed=None):
+    """A copy of a run in which the named benchmarks' samples and stats are `factor` times slower (or accuracies shifted)."""
+    document = copy.deepcopy(document)
+    for bench in document["benchmarks"]:
+        if bench["name"] not in names:
+            continue
+        if factor is not None:
+            bench["extra_info"]["samples"] = [x * factor for x in bench["extra_info"]["samples"]]
+            for stat in ("min", "max", "mean", "median"):
+                bench["stats"][stat] *= factor
+        if accuracy_shift is not None:
+            bench["extra_info"]["accuracy_seeds"] = [a + accuracy_shift for a in bench["extra_info"]["accuracy_seeds"]]
+        if machine_speed is not None:
+            bench["extra_info"]["machine_speed"] = machine_speed
+    return document
+
+
+def test_a_run_against_itself_passes(tmp_path):
+    verdicts, notes = compare(NEW, NEW)
+    assert notes == [] and not any(v.fails for v in verdicts)
+    assert {v.verdict for v in verdicts if v.metric == "time"} <= {"same", "no samples"}
+
+
+def test_a_30_percent_slowdown_in_one_impl_is_caught_and_nothing_else(tmp_path, capsys):
+    baseline = json.loads(NEW.read_text())
+    slower = write(tmp_path, "slower.json", changed(baseline, {FUSED}, factor=1.3))
+    verdicts, _ = compare(NEW, slower)
+    assert [v.name for v in verdicts if v.verdict == SLOWER] == [FUSED]
+    assert all(v.verdict == "same" for v in verdicts if v.metric == "time" and v.name != FUSED and v.verdict != "no samples")
+    flagged = next(v for v in verdicts if v.name == FUSED)
+    assert flagged.ratio == pytest.approx(1.3) and flagged.interval[0] > 1.2 and flagged.p_value < 0.002
+    assert main(["check", str(NEW), str(slower)]) == 1
+    output = capsys.readouterr().out
+    assert "slower" in output and output.strip().splitlines()[-1].startswith("FAIL: 1 slower")
+
+
+def test_a_5_percent_change_is_below_the_threshold_and_an_improvement_is_reported(tmp_path):
+    baseline = json.loads(NEW.read_text())
+    verdicts, _ = compare(NEW, write(tmp_path, "small.json", changed(baseline, {FUSED}, factor=1.05)))
+    assert not any(v.fails for v in verdicts)
+    verdicts, _ = compare(NEW, write(tmp_path, "faster.json", changed(baseline, {FUSED}, factor=0.7)))
+    assert [v.name for v in verdicts if v.verdict == FASTER] == [FUSED] and not any(v.fails for v in verdicts)
+
+
+def test_a_slow_phase_of_the_machine_gets_no_verdict(tmp_path):
+    baseline = json.loads(NEW.read_text())
+    slow = write(tmp_path, "slow.json", changed(baseline, {FUSED}, factor=1.5, machine_speed=0.7))
+    verdicts, _ = compare(NEW, slow)
+    assert next(v for v in verdicts if v.name == FUSED).verdict == SLOW_PHASE and not any(v.fails for v in verdicts)
+
+
+def test_an_accuracy_drop_beyond_the_seeds_noise_fails(tmp_path):
+    baseline = json.loads(NEW.read_text())
+    name = "test_training[L2-H128-V1000-T1-dense-B64]"
+    verdicts, _ = compare(NEW, write(tmp_path, "worse.json", changed(baseline, {name}, accuracy_shift=-0.05)))
+    assert [v.name for v in verdicts if v.fails] == [name]
+    verdicts, _ = compare(NEW, write(tmp_path, "noise.json", changed(baseline, {name}, accuracy_shift=-0.002)))
+    assert not any(v.fails for v in verdicts)
+
+
+def test_runs_from_different_set_ups_are_refused_unless_allowed(tmp_path, capsys):
+    other = json.loads(NEW_AGAIN.read_text())
+    other["machine_info"]["torch"]["threads"] = [2]
+    path = write(tmp_path, "other.json", other)
+    assert main(["check", str(NEW), str(path)]) == 2
+    assert "different set-ups (threads [1] vs [2])" in capsys.readouterr().err
+    assert main(["check", str(NEW), str(path), "--allow-different-machines"]) in (0, 1)
+    assert "note: different set-ups, compared as asked" in capsys.readouterr().out
+
+
+def test_runs_saved_without_samples_are_not_judged():
+    verdicts, _ = compare(OLD, OLD)
+    assert {v.verdict for v in verdicts if v.metric == "time"} == {"no samples"}
