@@ -31,6 +31,7 @@ def test_training(described_benchmark, training_runs, suite, pytestconfig, batch
     )
     training_runs.finish(extra_seeds=described_benchmark.enabled)
     described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in training_runs.results[1:]]
+    described_benchmark.extra_info["peak_rss_bytes"] = training_runs.peak_rss_bytes
     described_benchmark.extra_info.update(timing_info(described_benchmark.name, round_seconds(described_benchmark), suite))
 
 
@@ -70,5 +71,7 @@ def test_throughput(described_benchmark, variant, suite, model_config, pytestcon
     seconds = round_seconds(described_benchmark)
     described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
     described_benchmark.extra_info["batch_examples"] = batches.batch_size
+    described_benchmark.extra_info["peak_rss_bytes"] = (
+        suite.peak_memory_of(variant, batches.inputs[0]) if batch_size == "dev" else None)  # untimed: one more pass
     if seconds is not None:
         described_benchmark.extra_info["examples_per_second"] = batches.batch_size / statistics.median(seconds)

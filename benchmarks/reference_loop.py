@@ -61,9 +61,13 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
 @pytest.mark.parametrize("impl", [IMPL])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
-    models, results = [], []
+    models, results, memory = [], [], {}
 
     def fresh_model():  # round r: seed base + r, as the suite's trainings
+        if len(models) == 1:  # the warm-up training is over: its peak resident memory
+            memory["peak"] = suite.memory.added_since(memory["start"])
+        if not models:
+            memory["start"] = suite.memory.start()
         seed = suite.options.seed + len(models)
         models.append(suite.new_model(model_config, "dense", seed))
         return (models[-1], features.train, suite.train_labels, suite.train_config(seed)), {}
@@ -80,6 +84,7 @@ def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, ba
     benchmark.extra_info.update(
         suite.describe(model_config, pinned_threads, impl, trained, trained.accuracy),
         epoch_seconds=[r.epoch_seconds for r in results[1:]],
+        peak_rss_bytes=memory.get("peak", suite.memory.added_since(memory["start"])),
         **seeds.extra_info(),
         **timing_info(benchmark.name, round_seconds(benchmark), suite),
     )

@@ -31,10 +31,10 @@ MODEL_EXTRA_INFO = (
 )
 
 GROUP_EXTRA_INFO = {
-    "training": ("epoch_seconds", "seeds", "seed_trained_impls", "accuracy_seeds", "accuracy_mean", "accuracy_std",
+    "training": ("epoch_seconds", "peak_rss_bytes", "seeds", "seed_trained_impls", "accuracy_seeds", "accuracy_mean", "accuracy_std",
                  "accuracy_ci95", "train_accuracy_seeds"),
-    "inference": ("p50", "p90", "p99"),
-    "throughput": ("batch_examples", "examples_per_second"),
+    "inference": ("p50", "p90", "p99", "model_bytes", "file_bytes", "machine_speed"),
+    "throughput": ("batch_examples", "examples_per_second", "model_bytes", "file_bytes", "machine_speed", "peak_rss_bytes"),
 }
 
 

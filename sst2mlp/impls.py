@@ -27,6 +27,7 @@ class Impl:
     exact: bool  # same logits as dense within float32 rounding
     skips_inactive_units: bool  # hidden layers read only the inputs the ReLU let through
     build: Callable[[MLP, BagOfWords], Forward]  # (trained model, example rows) -> forward callable
+    scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
 
     def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
         return (bags.indices, bags.offsets, bags.counts) if self.sparse_input else (bags.dense(),)
@@ -55,6 +56,10 @@ def _fused(trained: MLP, _example: BagOfWords) -> Forward:
     return fused_mlp(trained)  # copies the parameters into its own layout
 
 
+def _fused_int8_table(trained: MLP, _example: BagOfWords) -> Forward:
+    return fused_mlp(trained, int8_table=True)
+
+
 REGISTRY = (
     Impl("dense", "the report's model: nn.Linear on dense count vectors", sparse_input=False, trainable=True,
          exact=True, skips_inactive_units=False, build=_eager(sparse=False)),
@@ -66,6 +71,9 @@ REGISTRY = (
          trainable=False, exact=True, skips_inactive_units=True, build=_fused),
     Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", sparse_input=False,
          trainable=False, exact=False, skips_inactive_units=False, build=_int8),
+    Impl("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)",
+         sparse_input=True, trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
+         scales_input_rows=True),
 )
 IMPLS = {impl.name: impl for impl in REGISTRY}
 IMPL_NAMES = tuple(IMPLS)
@@ -101,14 +109,15 @@ def make_variant(name: str, trained: MLP, example: BagOfWords) -> Variant:
 def effective_flops(name: str, model: MLP, bags: BagOfWords) -> float:
     """FLOPs per example the impl executes, averaged over `bags`.
 
-    A sparse input layer does 2*nnz*H + H; an impl that skips inactive units does
+    A sparse input layer does 2*nnz*H + H (+ nnz scale multiplies for an int8 table); an impl that skips inactive units does
     2*active*H + H per hidden layer. Everything else is the report's 2mn + n.
     """
     impl = get_impl(name)
     config = model.config
     hidden = config.hidden_size
     if impl.sparse_input:
-        input_flops = 2 * bags.nnz_per_row.double().mean().item() * hidden + hidden
+        nnz = bags.nnz_per_row.double().mean().item()
+        input_flops = 2 * nnz * hidden + hidden + (nnz if impl.scales_input_rows else 0)
     else:
         input_flops = linear_flops(config.vocab_size, hidden)
     if impl.skips_inactive_units:

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from . import contract, stats
+from . import contract, footprint, stats
 from .canary import Canary
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
@@ -65,6 +65,8 @@ class PreparedVariant:
     variant: Variant
     accuracy: float
     effective_flops: float
+    model_bytes: int
+    file_bytes: int
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Suite:
     seed_accuracies: dict[tuple[ModelConfig, str], SeedAccuracies] = field(default_factory=dict)  # key: (config, trained_impl)
     _extra_seeds: dict[tuple[ModelConfig, int], dict] = field(default_factory=dict, repr=False)  # accuracies of untimed seeds
     canary: Canary = field(default_factory=Canary, repr=False)
+    memory: footprint.PeakMemory = field(default_factory=footprint.PeakMemory, repr=False)
     seconds_evaluating: float = 0.0  # untimed work for the seeds' accuracies: evaluation and extra-seed trainings
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
@@ -154,9 +157,17 @@ class Suite:
             dev = self.features(config.vocab_size).dev
             variant = make_variant(impl, trained.model, dev)
             self.variants[(config, impl)] = PreparedVariant(
-                variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev)
+                variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev),
+                footprint.model_bytes(variant.module), footprint.file_bytes(variant.module),
             )
         return self.variants[(config, impl)]
+
+    def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
+        """Resident memory one forward pass adds at its peak (outside every timed region)."""
+        start = self.memory.start()
+        with torch.inference_mode():
+            variant(*inputs)
+        return self.memory.added_since(start)
 
     def describe(self, config: ModelConfig, threads: int, impl: str, trained: TrainedModel,
                  model_accuracy: float, impl_flops: float | None = None) -> dict:
@@ -199,6 +210,7 @@ class Suite:
             return {**info, **(seeds.extra_info() if seeds else {})}
         prepared = self.variant(config, impl)
         info = self.describe(config, threads, impl, self.model_for(config, "dense"), prepared.accuracy, prepared.effective_flops)
+        info.update(model_bytes=prepared.model_bytes, file_bytes=prepared.file_bytes)
         seeds = self.seed_accuracies.get((config, "dense"))
         if seeds and impl in seeds.approximate:
             summary = stats.mean_interval(seeds.approximate[impl])
@@ -260,11 +272,17 @@ class TrainingRuns:
         self.suite.features(config.vocab_size)  # featurize before any timing
         self.models: list[MLP] = []
         self.results: list[TrainResult] = []
+        self.memory_start: int | None = None
+        self.peak_rss_bytes: int | None = None  # one full training (the warm-up): weights, gradients, Adam state, batches
 
     def seed(self, round_index: int) -> int:
         return self.suite.options.seed + round_index
 
     def setup(self):
+        if len(self.models) == 1:  # the warm-up training is over: read its peak before anything else is allocated
+            self.peak_rss_bytes = self.suite.memory.added_since(self.memory_start)
+        if not self.models:
+            self.memory_start = self.suite.memory.start()
         seed = self.seed(len(self.models))
         model = self.suite.new_model(self.config, self.trained_impl, seed)
         self.models.append(model)
@@ -276,6 +294,8 @@ class TrainingRuns:
 
     def finish(self, extra_seeds: bool = True) -> TrainedModel:
         """`extra_seeds=False` (an untimed --benchmark-disable run) records only the rounds that ran."""
+        if len(self.models) == 1:
+            self.peak_rss_bytes = self.suite.memory.added_since(self.memory_start)
         kept = self.suite.keep(self.models[0], self.results[0], self.trained_impl, self.seed(0))
         seeds = [self.seed(r) for r in range(len(self.models))]
         self.suite.evaluate_seeds(self.config, self.trained_impl, self.models, self.results, seeds, extra_seeds)

@@ -2,7 +2,9 @@ import os
 import random
 
 import pytest
+import torch
 
+from sst2mlp import MLP, FeatureCache, TrainConfig, train
 from sst2mlp.data import DataError, resolve_data_dir
 
 POSITIVE_WORDS = ["great", "fun", "charming", "moving", "gem", "delight"]
@@ -52,3 +54,13 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("SST2MLP_FAIL_ON_SKIP") and skipped and exitstatus == pytest.ExitCode.OK:
         reporter.write_line(f"SST2MLP_FAIL_ON_SKIP is set and {len(skipped)} test(s) were skipped", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def baseline_trained_on_a_subset(sst2):
+    """The baseline architecture (N=2, H=256, k=10,000), trained sparse on 20,000 examples for one epoch."""
+    features = FeatureCache(sst2.train.sentences[:20_000], sst2.dev.sentences)(10_000)
+    torch.manual_seed(0)
+    model = MLP(2, 256, 10_000, sparse=True)
+    train(model, features.train, torch.from_numpy(sst2.train.labels[:20_000]), TrainConfig(epochs=1))
+    return model, features.dev, torch.from_numpy(sst2.dev.labels)

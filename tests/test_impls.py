@@ -8,16 +8,6 @@ from sst2mlp.impls import REGISTRY, effective_flops, get_impl, make_variant
 from sst2mlp.model import SparseLinear, convert, count_flops, count_params
 
 
-@pytest.fixture(scope="module")
-def baseline_trained_on_a_subset(sst2):
-    """The baseline architecture (N=2, H=256, k=10,000), trained sparse on 20,000 examples for one epoch."""
-    features = FeatureCache(sst2.train.sentences[:20_000], sst2.dev.sentences)(10_000)
-    torch.manual_seed(0)
-    model = MLP(2, 256, 10_000, sparse=True)
-    train(model, features.train, torch.from_numpy(sst2.train.labels[:20_000]), TrainConfig(epochs=1))
-    return model, features.dev, torch.from_numpy(sst2.dev.labels)
-
-
 def test_exact_impls_agree_on_every_dev_example(baseline_trained_on_a_subset):
     model, dev, _ = baseline_trained_on_a_subset
     dense = make_variant("dense", model, dev)

@@ -21,7 +21,7 @@ from sst2mlp.report.runs import read_run
 
 DATA = Path(__file__).parent / "data"
 OLD, NEW, NEW_AGAIN = DATA / "0001_smoke.json", DATA / "0002_smoke.json", DATA / "0003_smoke.json"
-IMPLS = ["dense", "sparse", "torchscript", "fused", "int8"]
+IMPLS = ["dense", "sparse", "torchscript", "fused", "int8", "fused-int8"]
 
 
 def read_csv(path):
@@ -46,8 +46,8 @@ def test_results_table_holds_every_benchmark_in_the_row_of_its_model(tmp_path):
     rows = read_csv(tmp_path / "out" / "results.csv")
     per_config = [(r["impl"], r["trained_impl"]) for r in rows if r["num_layers"] == "1"]
     assert per_config == [("dense", "dense"), ("sparse", "dense"), ("sparse", "sparse"), ("torchscript", "dense"),
-                          ("fused", "dense"), ("int8", "dense"), ("reference-loop", "reference-loop")]
-    assert [r["num_layers"] for r in rows] == ["1"] * 7 + ["2"] * 7
+                          ("fused", "dense"), ("int8", "dense"), ("fused-int8", "dense"), ("reference-loop", "reference-loop")]
+    assert [r["num_layers"] for r in rows] == ["1"] * 8 + ["2"] * 8
     for bench in benchmarks(NEW):
         row, info, stats = row_of(rows, bench), bench["extra_info"], bench["stats"]
         assert (int(row["hidden_size"]), int(row["vocab_size"])) == (128, 1000)
@@ -115,10 +115,10 @@ def test_figures_draw_every_measured_point():
     assert points_per_panel(figures["vocab_size.png"]) == [[1, 1]] * 3
     assert [line.get_label() for line in figures["hidden_size.png"].axes[0].get_lines()] == ["N=1, k=1000", "N=2, k=1000"]
     assert points_per_panel(figures["all.png"]) == [[2]] * 3
-    assert points_per_panel(figures["impls.png"]) == [[2] * 5] * 3
+    assert points_per_panel(figures["impls.png"]) == [[2] * 6] * 3
     assert [line.get_label() for line in figures["impls.png"].axes[0].get_lines()] == IMPLS
     pareto = points_per_panel(figures["pareto.png"])
-    assert [panel[:5] for panel in pareto] == [[2] * 5] * 2 and all(1 <= panel[5] <= 10 for panel in pareto)
+    assert [panel[:6] for panel in pareto] == [[2] * 6] * 2 and all(1 <= panel[6] <= 12 for panel in pareto)
 
 
 def test_every_figure_is_a_png_file(tmp_path):

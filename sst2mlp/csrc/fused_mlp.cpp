@@ -37,8 +37,11 @@ class FusedMLP {
  public:
   // input_weight: (vocab, hidden), the sparse layout; hidden_weights_t: each (hidden, hidden) as (in, out),
   // the transpose of nn.Linear.weight, so that one active unit adds one contiguous row.
+  // With input_scales (vocab,), input_weight is int8: row j of the table is input_scales[j] * input_weight[j, :],
+  // the layout on-device runtimes use for embedding tables (4x smaller than float32).
   FusedMLP(const at::Tensor& input_weight, const at::Tensor& input_bias, const std::vector<at::Tensor>& hidden_weights_t,
-           const std::vector<at::Tensor>& hidden_biases, const at::Tensor& output_weight, double output_bias)
+           const std::vector<at::Tensor>& hidden_biases, const at::Tensor& output_weight, double output_bias,
+           const c10::optional<at::Tensor>& input_scales)
       : vocab_(input_weight.dim() == 2 ? input_weight.size(0) : -1),
         hidden_(input_weight.dim() == 2 ? input_weight.size(1) : -1),
         output_bias_(static_cast<float>(output_bias)) {
@@ -46,7 +49,14 @@ class FusedMLP {
                 input_weight.sizes());
     TORCH_CHECK(hidden_weights_t.size() == hidden_biases.size(), "got ", hidden_weights_t.size(),
                 " hidden weight matrices but ", hidden_biases.size(), " hidden biases");
-    input_weight_ = checked_float_matrix(input_weight, vocab_, hidden_, "input_weight");
+    if (input_scales.has_value()) {
+      TORCH_CHECK(input_weight.scalar_type() == at::kChar && input_weight.device().is_cpu(),
+                  "input_weight must be an int8 CPU tensor when input_scales are given");
+      input_weight_ = input_weight.detach().contiguous();
+      input_scales_ = checked_float_vector(*input_scales, vocab_, "input_scales");
+    } else {
+      input_weight_ = checked_float_matrix(input_weight, vocab_, hidden_, "input_weight");
+    }
     input_bias_ = checked_float_vector(input_bias, hidden_, "input_bias");
     for (size_t l = 0; l < hidden_weights_t.size(); ++l) {
       hidden_weights_t_.push_back(checked_float_matrix(hidden_weights_t[l], hidden_, hidden_, "hidden weight"));
@@ -85,6 +95,21 @@ class FusedMLP {
     return logits;
   }
 
+  // Every tensor the kernel keeps: what its model weighs in memory, and what a user would ship.
+  std::vector<at::Tensor> state() const {
+    std::vector<at::Tensor> tensors{input_weight_, input_bias_, output_weight_};
+    if (input_scales_.defined()) tensors.push_back(input_scales_);
+    tensors.insert(tensors.end(), hidden_weights_t_.begin(), hidden_weights_t_.end());
+    tensors.insert(tensors.end(), hidden_biases_.begin(), hidden_biases_.end());
+    return tensors;
+  }
+
+  int64_t nbytes() const {
+    int64_t total = sizeof(output_bias_);
+    for (const auto& t : state()) total += t.numel() * t.element_size();
+    return total;
+  }
+
   int64_t vocab_size() const { return vocab_; }
   int64_t hidden_size() const { return hidden_; }
   int64_t num_layers() const { return static_cast<int64_t>(hidden_weights_t_.size()); }
@@ -92,12 +117,22 @@ class FusedMLP {
  private:
   float row_logit(const int64_t* ids, const float* counts, int64_t nnz, float* h, float* next, int64_t* active) const {
     const int64_t H = hidden_;
-    const float* table = input_weight_.data_ptr<float>();
     std::memcpy(h, input_bias_.data_ptr<float>(), H * sizeof(float));
-    for (int64_t j = 0; j < nnz; ++j) {
-      const float count = counts[j];
-      const float* row = table + ids[j] * H;
-      for (int64_t o = 0; o < H; ++o) h[o] += count * row[o];
+    if (input_scales_.defined()) {
+      const int8_t* table = input_weight_.data_ptr<int8_t>();
+      const float* scales = input_scales_.data_ptr<float>();
+      for (int64_t j = 0; j < nnz; ++j) {
+        const float factor = counts[j] * scales[ids[j]];
+        const int8_t* row = table + ids[j] * H;
+        for (int64_t o = 0; o < H; ++o) h[o] += factor * static_cast<float>(row[o]);
+      }
+    } else {
+      const float* table = input_weight_.data_ptr<float>();
+      for (int64_t j = 0; j < nnz; ++j) {
+        const float count = counts[j];
+        const float* row = table + ids[j] * H;
+        for (int64_t o = 0; o < H; ++o) h[o] += count * row[o];
+      }
     }
     for (size_t l = 0; l < hidden_weights_t_.size(); ++l) {
       int64_t num_active = 0;
@@ -119,7 +154,7 @@ class FusedMLP {
   }
 
   int64_t vocab_, hidden_;
-  at::Tensor input_weight_, input_bias_, output_weight_;
+  at::Tensor input_weight_, input_scales_, input_bias_, output_weight_;
   std::vector<at::Tensor> hidden_weights_t_, hidden_biases_;
   float output_bias_;
 };
@@ -129,9 +164,12 @@ class FusedMLP {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   pybind11::class_<FusedMLP>(m, "FusedMLP")
       .def(pybind11::init<const at::Tensor&, const at::Tensor&, const std::vector<at::Tensor>&,
-                          const std::vector<at::Tensor>&, const at::Tensor&, double>(),
+                          const std::vector<at::Tensor>&, const at::Tensor&, double, const c10::optional<at::Tensor>&>(),
            pybind11::arg("input_weight"), pybind11::arg("input_bias"), pybind11::arg("hidden_weights_t"),
-           pybind11::arg("hidden_biases"), pybind11::arg("output_weight"), pybind11::arg("output_bias"))
+           pybind11::arg("hidden_biases"), pybind11::arg("output_weight"), pybind11::arg("output_bias"),
+           pybind11::arg("input_scales") = pybind11::none())
+      .def("state", &FusedMLP::state)
+      .def_property_readonly("nbytes", &FusedMLP::nbytes)
       .def("__call__", &FusedMLP::forward, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"))
       .def_property_readonly("vocab_size", &FusedMLP::vocab_size)
       .def_property_readonly("hidden_size", &FusedMLP::hidden_size)

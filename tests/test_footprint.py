@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from sst2mlp import MLP, Vocabulary, accuracy, featurize
+from sst2mlp.footprint import PeakMemory, file_bytes, model_bytes
+from sst2mlp.impls import REGISTRY, make_variant
+
+SENTENCES = ["a b c a", "a", "b b b b c", "c d", "d d a"]
+
+
+def small_model(num_layers=1, hidden=8, vocab=4):
+    torch.manual_seed(0)
+    return MLP(num_layers, hidden, vocab).eval(), featurize(SENTENCES, Vocabulary.build(SENTENCES))
+
+
+def test_float_impls_hold_four_bytes_per_parameter():
+    model, bags = small_model()
+    parameters = (4 + 1) * 8 + (8 + 1) * 8 + (8 + 1)  # input, hidden and output layers with their biases
+    for impl in ("dense", "sparse", "torchscript"):
+        assert model_bytes(make_variant(impl, model, bags).module) == 4 * parameters, impl
+    assert model_bytes(make_variant("fused", model, bags).module) == 4 * parameters  # its copies, output bias included
+
+
+def test_int8_holds_one_byte_per_weight_plus_float_biases_and_scales():
+    model, bags = small_model()
+    weights, biases = 4 * 8 + 8 * 8 + 8, 8 + 8 + 1
+    assert model_bytes(make_variant("int8", model, bags).module) == weights + 4 * biases + 3 * 16  # a scale and zero point per layer
+    # the int8 table: 1 byte per input weight and a float scale per row; the rest stays float32
+    assert model_bytes(make_variant("fused-int8", model, bags).module) == 4 * 8 + 4 * 4 + 4 * (8 + 8 * 8 + 8 + 8 + 1)
+
+
+@pytest.mark.parametrize("impl", ["int8", "fused-int8"])
+def test_int8_impls_are_at_most_30_percent_of_float_for_the_big_configurations(impl):
+    model, bags = small_model(num_layers=2, hidden=256, vocab=10_000)
+    dense = model_bytes(make_variant("dense", model, bags).module)
+    assert dense == 4 * 2_692_097
+    assert model_bytes(make_variant(impl, model, bags).module) <= 0.30 * dense
+
+
+def test_file_bytes_are_the_weights_plus_a_small_container_overhead():
+    model, bags = small_model(num_layers=2, hidden=256, vocab=10_000)
+    for impl in [impl.name for impl in REGISTRY]:
+        forward = make_variant(impl, model, bags).module
+        held, shipped = model_bytes(forward), file_bytes(forward)
+        assert held <= shipped <= held + 20_000, impl
+
+
+def test_peak_memory_sees_an_allocation_inside_the_region_and_not_outside():
+    memory = PeakMemory()
+    if memory.unavailable:
+        pytest.skip(memory.unavailable)
+    outside = torch.ones(10_000_000)  # 40 MB, allocated before the region starts
+    start = memory.start()
+    inside = torch.ones(25_000_000)  # 100 MB
+    grown = memory.added_since(start)
+    del inside
+    start = memory.start()
+    nothing = memory.added_since(start)
+    assert 95e6 <= grown <= 110e6 and nothing < 5e6
+    del outside
+
+
+def test_without_proc_the_peak_is_none_with_a_reason(monkeypatch, tmp_path):
+    from sst2mlp import footprint
+
+    monkeypatch.setattr(footprint, "CLEAR_REFS", tmp_path / "missing" / "clear_refs")
+    memory = PeakMemory()
+    assert "clear_refs" in memory.unavailable
+    assert memory.added_since(memory.start()) is None
+
+
+def test_the_int8_table_keeps_the_baseline_accuracy_within_half_a_point(baseline_trained_on_a_subset):
+    model, dev, labels = baseline_trained_on_a_subset
+    float_accuracy = accuracy(make_variant("fused", model, dev), dev, labels)
+    int8_accuracy = accuracy(make_variant("fused-int8", model, dev), dev, labels)
+    assert abs(int8_accuracy - float_accuracy) <= 0.005
