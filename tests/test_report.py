@@ -117,8 +117,9 @@ def test_figures_draw_every_measured_point():
     assert points_per_panel(figures["all.png"]) == [[2]] * 3
     assert points_per_panel(figures["impls.png"]) == [[2] * 6] * 3
     assert [line.get_label() for line in figures["impls.png"].axes[0].get_lines()] == IMPLS
+    assert points_per_panel(figures["footprint.png"]) == [[2] * 6] * 2
     pareto = points_per_panel(figures["pareto.png"])
-    assert [panel[:6] for panel in pareto] == [[2] * 6] * 2 and all(1 <= panel[6] <= 12 for panel in pareto)
+    assert [panel[:6] for panel in pareto] == [[2] * 6] * 3 and all(1 <= panel[6] <= 12 for panel in pareto)
 
 
 def test_every_figure_is_a_png_file(tmp_path):
@@ -234,3 +235,19 @@ def test_the_report_command_does_not_import_torch():
 def test_pareto_front():
     points = [(1.0, 0.70), (2.0, 0.80), (3.0, 0.79), (4.0, 0.82), (2.0, 0.75)]
     assert pareto_front(points) == [0, 1, 3]
+
+
+def test_claims_test_the_axes_the_run_varied_and_the_approximate_impls(tmp_path):
+    make_report([str(NEW)], tmp_path)
+    claims = (tmp_path / "claims.md").read_text()
+    rows = {line.split(" | ")[0].strip("| "): line for line in claims.splitlines() if (line.startswith("| ") and " -> " in line) or " vs " in line}
+    assert set(rows) >= {"hidden layers 1 -> 2", "int8 vs float32 (the same models)", "fused-int8 vs float32 (the same models)",
+                         "sparse-trained vs dense-trained"}
+    assert not any(name.startswith(("vocabulary", "hidden size")) for name in rows)  # one value each in this run
+    assert "| 2 | 128 | 1,000 | 3 |" in claims  # the smallest detectable difference per configuration, from 3 seeds
+
+
+def test_a_run_saved_before_seeds_still_reports_and_says_it_has_no_spread(tmp_path):
+    make_report([str(OLD)], tmp_path)
+    assert "recorded one seed per configuration" in (tmp_path / "claims.md").read_text()
+    assert "0.7569 (1)" in (tmp_path / "results.md").read_text() or " (1) |" in (tmp_path / "results.md").read_text()

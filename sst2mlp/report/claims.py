@@ -59,10 +59,11 @@ def claim_rows(run: Run) -> list[dict]:
         for low, high in comparisons:
             if low != high:
                 rows.append(_row(f"{label} {low:,} -> {high:,}", axis_pairs(models, axis, low, high)))
-    int8 = {r.key.config: (r.accuracy_seeds, r.reference_accuracy_seeds) for r in run.rows.values()
-            if r.key.impl == "int8" and r.accuracy_seeds and r.reference_accuracy_seeds}  # one entry per configuration
-    if int8:
-        rows.append(_row("int8 vs float32 (the same models)", [q - f for qs, fs in int8.values() for q, f in zip(qs, fs)]))
+    for impl in run.impl_order:  # approximate impls carry their float models' accuracies seed by seed
+        paired = {r.key.config: (r.accuracy_seeds, r.reference_accuracy_seeds) for r in run.rows.values()
+                  if r.key.impl == impl and r.accuracy_seeds and r.reference_accuracy_seeds}  # one entry per configuration
+        if paired:
+            rows.append(_row(f"{impl} vs float32 (the same models)", [q - f for qs, fs in paired.values() for q, f in zip(qs, fs)]))
     sparse = {key.config: run.rows[key].accuracy_seeds for key in run.rows if key.trained_impl == "sparse" and run.rows[key].accuracy_seeds}
     paired = [b - a for config, values in sparse.items() if config in models for a, b in zip(models[config], values)]
     if paired:

@@ -10,7 +10,7 @@ import numpy as np
 from .. import stats
 from .runs import Row, Run, accuracy_over_seeds
 
-FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "pareto.png")
+FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "footprint.png", "pareto.png")
 SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
 LEGEND = {"num_layers": "N={}", "hidden_size": "hidden {}", "vocab_size": "k={}"}
 STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # cycled: more series reuse them
@@ -18,6 +18,7 @@ LABEL_OFFSETS = ((4, 4), (4, -11), (-6, 6), (-6, -12), (6, 14), (6, -20), (-10, 
 FLOPS_LABEL = "FLOPs per example (report's dense count)"
 EFFECTIVE_FLOPS_LABEL = "effective FLOPs per example (what the impl executes)"
 LATENCY_LABEL = "latency, batch 1 (ms per example)"
+BYTES_LABEL = "model bytes (weights held once loaded)"
 ACCURACY_LABEL = "dev accuracy (mean over seeds, 95% interval)"
 
 # The reference report's sweeps: (figure, the value that varies, the value each series fixes, the value all fix, title).
@@ -208,18 +209,36 @@ def impls_figure(run: Run, impls: list[str], threads: int):
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of points no other point beats: lower or equal cost and higher or equal accuracy, one strictly."""
-    front = []
-    for i, (cost, acc) in enumerate(points):
-        dominated = any(c <= cost and a >= acc and (c < cost or a > acc) for j, (c, a) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
+    return sorted(pareto_optimal([(cost, -acc) for cost, acc in points]), key=lambda i: points[i][0])
+
+
+def pareto_optimal(costs: list[tuple[float, ...]]) -> list[int]:
+    """Indices of the points no other point dominates (at least as low on every cost, lower on one)."""
+    def dominates(a, b):
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    return [i for i, c in enumerate(costs) if not any(dominates(other, c) for j, other in enumerate(costs) if j != i)]
+
+
+def footprint_figure(run: Run, impls: list[str], threads: int):
+    """Each impl's dev accuracy and latency against the bytes its weights take."""
+    fig, axes = _panels(f"What the models weigh ({threads} thread(s))", run.caption(),
+                        [(BYTES_LABEL, ACCURACY_LABEL), (BYTES_LABEL, LATENCY_LABEL)], figsize=(14, 5.6))
+    for impl, style in zip(impls, itertools.cycle(STYLES)):
+        rows = sorted((r for r in timed_rows(run, impl, threads) if r.model_bytes), key=lambda r: r.model_bytes)
+        x = [r.model_bytes for r in rows]
+        (line,) = axes[0].plot(x, accuracy_summary(run, rows)[0] if rows else [], style[0], label=impl, markersize=5, alpha=0.8)
+        _error_bars(axes[0], x, run, rows, line)
+        axes[1].plot(x, [_latency_ms(r) for r in rows], style[0], label=impl, markersize=5, alpha=0.8)
+    _set_scales(axes, log_y=(False, True))
+    return fig
 
 
 def pareto_figure(run: Run, impls: list[str], threads: int):
     costs = ((LATENCY_LABEL, _latency_ms), (EFFECTIVE_FLOPS_LABEL, lambda r: r.effective_flops))
     fig, axes = _panels(f"Pareto-optimal configurations ({threads} thread(s)): none is both cheaper and more accurate",
-                        run.caption(), [(xlabel, ACCURACY_LABEL) for xlabel, _ in costs], figsize=(16, 6.4), title_size=12)
+                        run.caption(), [(xlabel, ACCURACY_LABEL) for xlabel, _ in costs] + [(BYTES_LABEL, ACCURACY_LABEL)],
+                        figsize=(22, 6.4), title_size=12)
     rows = timed_rows(run, None, threads)
     accuracy = dict(zip([r.key for r in rows], accuracy_summary(run, rows)[0])) if rows else {}
     fronts = []
@@ -230,7 +249,17 @@ def pareto_figure(run: Run, impls: list[str], threads: int):
         front = [rows[i] for i in pareto_front([(cost(r), accuracy[r.key]) for r in rows])]
         ax.plot([cost(r) for r in front], [accuracy[r.key] for r in front], "k-", lw=1, label="Pareto front")
         fronts.append([(cost(r), accuracy[r.key], f"{_short_id(r)} {r.key.impl}") for r in front])
-    _set_scales(axes, log_y=(False, False))
+    # three objectives: optimal when no other model is at least as accurate, fast and small, and better on one
+    sized = [r for r in rows if r.model_bytes]
+    for impl, style in zip(impls, itertools.cycle(STYLES)):
+        mine = [r for r in sized if r.key.impl == impl]
+        axes[2].plot([r.model_bytes for r in mine], [accuracy[r.key] for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
+    optimal = [sized[i] for i in pareto_optimal([(-accuracy[r.key], _latency_ms(r), r.model_bytes) for r in sized])]
+    optimal.sort(key=lambda r: r.model_bytes)
+    axes[2].plot([r.model_bytes for r in optimal], [accuracy[r.key] for r in optimal], "ko", mfc="none", markersize=9,
+                 label="optimal in accuracy, latency and bytes")
+    fronts.append([(r.model_bytes, accuracy[r.key], f"{_short_id(r)} {r.key.impl}") for r in optimal])
+    _set_scales(axes, log_y=(False, False, False))
     for ax, labels in zip(axes, fronts):
         _place_labels(ax, labels)
     return fig
@@ -244,6 +273,7 @@ def draw_figures(run: Run, threads: int) -> dict[str, object]:
                for name, varying, per_series, fixed, title in SWEEPS}
     figures["all.png"] = all_experiments_figure(run, main_impl, threads)
     figures["impls.png"] = impls_figure(run, impls, threads)
+    figures["footprint.png"] = footprint_figure(run, impls, threads)
     figures["pareto.png"] = pareto_figure(run, impls, threads)
     return figures
 

@@ -53,6 +53,10 @@ class Row:
     accuracy_seeds: list[float] | None = None  # dev accuracy of each seed's model, where the run measured this impl's
     reference_accuracy_seeds: list[float] | None = None  # an approximate impl's float models, seed by seed
     seeds: list[int] | None = None
+    model_bytes: int | None = None  # the weights the impl holds once loaded
+    file_bytes: int | None = None  # the impl saved as its users would ship it
+    training_peak_rss: int | None = None  # resident memory one full training added at its peak
+    dev_pass_peak_rss: int | None = None  # resident memory one forward pass over the whole dev set added
 
 
 @dataclass
@@ -179,12 +183,17 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     if info.get("accuracy_seeds"):
         row.accuracy_seeds, row.seeds = list(info["accuracy_seeds"]), list(info.get("seeds") or [])
         row.reference_accuracy_seeds = info.get("reference_accuracy_seeds")
+    row.model_bytes = info.get("model_bytes", row.model_bytes)
+    row.file_bytes = info.get("file_bytes", row.file_bytes)
     if bench["group"] == "inference":
-        row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99") if p in info}}
+        row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99", "machine_speed") if p in info}}
     elif bench["group"] == "training":
         row.training = stats
+        row.training_peak_rss = info.get("peak_rss_bytes")
     else:
         batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples"))
+        if str(batch) == "dev":
+            row.dev_pass_peak_rss = info.get("peak_rss_bytes")
         row.throughput[str(batch)] = info.get("examples_per_second", info.get("batch_examples", 1) / stats["median"])
     return key
 

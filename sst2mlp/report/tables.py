@@ -12,9 +12,10 @@ KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl"
 # CSV; Markdown shows them as one cell. `accuracy` is the seed-`--sst2-seed` model's, the one every impl's timings ran.
 ACCURACY_COLUMNS = ("accuracy", "accuracy_mean", "accuracy_sd", "accuracy_seeds")
 METRIC_COLUMNS = (
-    "params", "flops", "effective_flops", *ACCURACY_COLUMNS,
+    "params", "flops", "effective_flops", *ACCURACY_COLUMNS, "model_bytes", "file_bytes",
     "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms", "latency_iqr_over_median",
-    "training_median_s", "training_iqr_over_median", "throughput_b64_per_s", "throughput_dev_per_s",
+    "training_median_s", "training_iqr_over_median", "peak_rss_bytes", "throughput_b64_per_s", "throughput_dev_per_s",
+    "dev_pass_peak_rss_bytes",
 )
 RESULT_COLUMNS = KEY_COLUMNS + METRIC_COLUMNS
 SPEEDUP_COLUMNS = KEY_COLUMNS + (
@@ -42,6 +43,8 @@ def record(run: Run, key: Key) -> dict:
         "latency_p99_ms": _ms(latency.get("p99")), "latency_iqr_over_median": latency.get("iqr_over_median"),
         "training_median_s": row.training["median"] if row.training else None,
         "training_iqr_over_median": (row.training or {}).get("iqr_over_median"),
+        "model_bytes": row.model_bytes, "file_bytes": row.file_bytes,
+        "peak_rss_bytes": row.training_peak_rss, "dev_pass_peak_rss_bytes": row.dev_pass_peak_rss,
         "throughput_b64_per_s": row.throughput.get("64"), "throughput_dev_per_s": row.throughput.get("dev"),
     }
 
