@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from sst2mlp.data import DATA_DIR_ENV, DataError, resolve_data_dir
-from sst2mlp.machine import available_cores, busy_warning, machine_load, pin_to_one_core, set_denormals, update_machine_info
+from sst2mlp.machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import OPTIONS, SuiteOptions
+from sst2mlp.progress import Progress
 from sst2mlp.suite import Suite, TrainingRuns, check_extra_info
 
 
@@ -25,7 +26,8 @@ def pytest_configure(config):
     config.sst2_suite = Suite(config.sst2_options)
     # before torch starts its worker threads, which inherit the setting
     config.sst2_denormals = {"mode": config.sst2_options.denormals, "flush_supported": set_denormals(config.sst2_options.denormals)}
-    config.sst2_load = config.sst2_pinned_core = None
+    config.sst2_load = None
+    _CONFIG[:] = [config]
     folder = resolve_data_dir(config.sst2_options.data_dir)
     if folder is not None and not folder.is_dir():
         raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
@@ -48,12 +50,33 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("impl", options.train_impls if trains else options.impls)
 
 
+def _benchmarks_to_run(session) -> list:
+    return [item for item in session.items
+            if "benchmark" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip")]
+
+
 def pytest_collection_finish(session):
-    """Before any benchmark: record how busy the machine is, and say so when it is too busy for timings."""
+    """Before any benchmark: check the data and the grid once (one error, not one per benchmark), then record
+    how busy the machine is, and say so when it is too busy for timings."""
     config = session.config
-    if config.option.collectonly or not any("benchmark" in getattr(item, "fixturenames", ()) for item in session.items):
+    if config.option.collectonly or not _benchmarks_to_run(session):
         return
+    suite = config.sst2_suite
+    try:
+        suite.check_vocabulary_sizes()
+        suite.check_memory()
+    except DataError as error:
+        pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except ValueError as error:
+        pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    for warning in suite.data_warnings():
+        config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
     config.sst2_load = machine_load()
+    progress = config.sst2_options.progress
+    if progress == "on" or (progress == "auto" and config.get_verbosity() >= 0):
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        suite.progress = Progress([item.nodeid for item in _benchmarks_to_run(session)], write=reporter.write_line,
+                                  terminal=bool(reporter.isatty))
     cores = available_cores()
     warning = busy_warning(config.sst2_load, cores)
     if warning:
@@ -62,13 +85,42 @@ def pytest_collection_finish(session):
         config.issue_config_time_warning(pytest.PytestWarning(
             f"sst2mlp: --sst2-threads asks for {max(config.sst2_options.threads)} threads but this process may use "
             f"{cores} core(s): those timings measure oversubscription"), stacklevel=2)
-    if config.sst2_options.threads == (1,):
-        config.sst2_pinned_core = pin_to_one_core()
+
+
+def pytest_runtest_logstart(nodeid, location):
+    progress = _progress()
+    if progress is not None and nodeid in progress.nodeids:
+        progress.benchmark_started(nodeid)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    progress = _progress()
+    if progress is not None and nodeid in progress.nodeids:
+        progress.benchmark_finished(nodeid)
+
+
+_CONFIG = []  # the session's config, for the hooks that do not receive it
+
+
+def _progress():
+    return _CONFIG[0].sst2_suite.progress if _CONFIG else None
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     update_machine_info(machine_info, config.sst2_options.threads, config.sst2_options.impls, config.sst2_denormals,
-                        config.sst2_load, config.sst2_pinned_core)
+                        config.sst2_load)
+
+
+def _saved_to(config) -> str | None:
+    """Where pytest-benchmark saved this run: the --benchmark-json file, or the storage folder of an autosave."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return None
+    if session.json:
+        return str(getattr(session.json, "name", session.json))
+    if session.save or session.autosave:
+        return str(getattr(session.storage, "path", session.storage))
+    return None
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -76,6 +128,10 @@ def pytest_terminal_summary(terminalreporter, config):
     summary = suite.summary()
     if summary:
         terminalreporter.write_line(summary)
+    target = _saved_to(config)
+    if target:
+        terminalreporter.write_line(f"sst2mlp: results saved in {target}; make the figures and tables with: "
+                                    f"sst2mlp-report {target} --out report/")
     if suite.unstable:
         terminalreporter.write_line(
             f"sst2mlp: {len(suite.unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info): "
@@ -95,7 +151,7 @@ def sst2(suite):
     except DataError as error:
         message = str(error)
     except ValueError as error:
-        message = f"--sst2-vocabs: {error}"
+        message = str(error)
     pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
 
 

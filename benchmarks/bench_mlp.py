@@ -58,6 +58,8 @@ def test_inference(described_benchmark, variant, suite, model_config, pytestconf
 @pytest.mark.parametrize("batch_size", [64, "dev"], ids=batch_id)
 def test_throughput(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
     dev = suite.features(model_config.vocab_size).dev
+    if batch_size != "dev" and batch_size > len(dev):
+        pytest.skip(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
     batches = CyclingInputs(variant, dev, len(dev) if batch_size == "dev" else batch_size)
     min_rounds = max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size))
     described_benchmark.extra_info.update(suite.canary.wait_until_quiet())

@@ -74,6 +74,24 @@ def file_bytes(forward) -> int:
     return buffer.getbuffer().nbytes
 
 
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (what can be allocated without swapping), None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def training_bytes_estimate(num_layers: int, hidden: int, vocab: int, dev_examples: int, batch: int = 64) -> int:
+    """What training one configuration holds at once, in float32: weights, gradients and Adam's two moments
+    (4 copies of the parameters), a dense batch, and the dense dev set the dense impl is timed on."""
+    parameters = (vocab + 1) * hidden + num_layers * (hidden + 1) * hidden + hidden + 1
+    return 4 * (4 * parameters + batch * vocab + dev_examples * (vocab + hidden))
+
+
 def _status_kib(field: str) -> int:
     for line in PROC_STATUS.read_text().splitlines():
         if line.startswith(field + ":"):

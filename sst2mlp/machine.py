@@ -98,22 +98,12 @@ def busy_warning(load: dict, cores: int) -> str | None:
     return "the machine is busy (" + "; ".join(problems) + "): timings of this run may be noisy"
 
 
-def pin_to_one_core() -> int | None:
-    """Pin this process to the last core it may use (1-thread runs): no migrations between cores mid-measurement.
-    Returns the core, or None where affinity cannot be set."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
-
-
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tuple[str, ...], denormals: dict,
-                        load: dict | None = None, pinned_core: int | None = None) -> None:
+                        load: dict | None = None) -> None:
     """Record what decides the timings; drop the momentary clock speed so runs on one machine compare cleanly."""
     cpu = machine_info.get("cpu", {})
     for key in [k for k in cpu if k.startswith("hz_actual")]:
@@ -130,7 +120,6 @@ def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tup
     machine_info["cpu_model"] = cpu_model()
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["cores_available"] = available_cores()  # the process's CPU affinity
-    machine_info["pinned_to_core"] = pinned_core
     if load is not None:
         machine_info["load_at_start"] = load
         machine_info["load_average_at_start"] = load["load_average"]

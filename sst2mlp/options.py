@@ -123,11 +123,20 @@ OPTIONS = (
     Option("--sst2-min-time", "min_time", positive_float, "1.0", "SECONDS",
            "every latency and throughput benchmark times at least this long (more rounds than --sst2-latency-rounds "
            "when calls are fast), so that a short hiccup of the machine cannot move its median"),
+    Option("--sst2-progress", "progress", choice(("auto", "on", "off")), "auto", "MODE",
+           "a progress line (done/total, elapsed, estimate of the rest) between benchmarks; auto: on unless -q"),
+    Option("--sst2-preset", "preset", choice(("none", "quick")), "none", "NAME",
+           "quick: the whole pipeline on a small grid in a few minutes (2x2x2 grid, every impl, dense and sparse "
+           "training on 20,000 examples, 2 timed rounds, 0.2 s per latency benchmark); explicit options still win"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
            "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
            "else the hub"),
 )
 BY_FIELD = {option.field: option for option in OPTIONS}
+PRESETS = {
+    "quick": {"layers": "1,2", "widths": "128,256", "vocabs": "1000,10000", "train_impls": "dense,sparse",
+              "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2"},
+}
 
 
 def _default(field: str):
@@ -150,6 +159,8 @@ class SuiteOptions:
     seed: int = _default("seed")
     seeds: int | None = _default("seeds")
     denormals: str = _default("denormals")
+    progress: str = _default("progress")
+    preset: str = _default("preset")
 
     def __post_init__(self):
         if self.seeds is not None and self.seeds < self.trained_rounds:
@@ -167,8 +178,13 @@ class SuiteOptions:
 
     @classmethod
     def from_pytest(cls, getoption: Callable[[str], Any]) -> SuiteOptions:
-        """The options as pytest parsed them (each value has been through its Option's parser)."""
-        return cls(**{option.field: getoption(option.flag) for option in OPTIONS})
+        """The options as pytest parsed them (each value has been through its Option's parser); a preset fills
+        the options left at their defaults."""
+        values = {option.field: getoption(option.flag) for option in OPTIONS}
+        for name, text in PRESETS.get(values["preset"], {}).items():
+            if values[name] == BY_FIELD[name].default_value():
+                values[name] = BY_FIELD[name].parse(text)
+        return cls(**values)
 
     def grid(self) -> list[ModelConfig]:
         return [ModelConfig(n, h, k) for n, h, k in itertools.product(self.layers, self.widths, self.vocabs)]

@@ -78,6 +78,7 @@ class Suite:
     _extra_seeds: dict[tuple[ModelConfig, int], dict] = field(default_factory=dict, repr=False)  # accuracies of untimed seeds
     canary: Canary = field(default_factory=Canary, repr=False)
     memory: footprint.PeakMemory = field(default_factory=footprint.PeakMemory, repr=False)
+    progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
     seconds_evaluating: float = 0.0  # untimed work for the seeds' accuracies: evaluation and extra-seed trainings
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
@@ -113,7 +114,30 @@ class Suite:
         too_large = [k for k in self.options.vocabs if k > words]
         if too_large:
             limit = f" (the first {self.options.train_limit:,} examples)" if self.options.train_limit else ""
-            raise ValueError(f"vocabulary size {max(too_large)} exceeds the {words:,} distinct words of the training split{limit}")
+            raise ValueError(f"--sst2-vocabs: vocabulary size {max(too_large)} exceeds the {words:,} distinct words "
+                             f"of the training split{limit}")
+
+    def check_memory(self) -> None:
+        """Refuse, before anything is allocated, a grid whose largest training would not fit in the available memory."""
+        available = footprint.available_memory_bytes()
+        if available is None:
+            return
+        dev = len(self.data.dev)
+        needs = {config: footprint.training_bytes_estimate(config.num_layers, config.hidden_size, config.vocab_size, dev)
+                 for config in self.options.grid()}
+        config, need = max(needs.items(), key=lambda item: item[1])
+        if need > available:
+            raise ValueError(
+                f"configuration {config.id} needs about {need / 2**30:,.1f} GiB (weights, gradients, Adam's two moments, "
+                f"dense batches and the dense dev set) but {available / 2**30:,.1f} GiB are available; choose smaller "
+                "--sst2-widths or --sst2-vocabs")
+
+    def data_warnings(self) -> list[str]:
+        dev = len(self.data.dev)
+        if dev < 100:
+            return [f"the dev split has only {dev} examples: one example moves accuracy by {100 / dev:.1f} points, "
+                    "and throughput benchmarks whose batch exceeds it are skipped"]
+        return []
 
     def summary(self) -> str | None:
         """One line for the end of a session: the data rows read and the trainings run, if any."""
@@ -283,6 +307,8 @@ class TrainingRuns:
             self.peak_rss_bytes = self.suite.memory.added_since(self.memory_start)
         if not self.models:
             self.memory_start = self.suite.memory.start()
+        if self.suite.progress is not None:
+            self.suite.progress.training_round(len(self.models), self.suite.options.trained_rounds)
         seed = self.seed(len(self.models))
         model = self.suite.new_model(self.config, self.trained_impl, seed)
         self.models.append(model)

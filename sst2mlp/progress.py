@@ -1,0 +1,104 @@
+"""A progress line for long runs: the benchmark running now, done/total, elapsed time and an honest estimate of the rest.
+
+The estimate comes only from what this run has measured: seconds per unit of training work (examples
+x multiply-adds per example of the configuration) for training benchmarks, and the mean wall time of
+the latency and throughput benchmarks finished so far; until a kind has a measurement, the rest is
+"unknown". Everything here runs between benchmarks or between training rounds, never inside a timed region.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_CONFIG = re.compile(r"L(\d+)-H(\d+)-V(\d+)")
+
+
+def training_work(nodeid: str) -> float | None:
+    """Multiply-adds per example of the configuration in a benchmark id (its training's cost grows with it)."""
+    match = _CONFIG.search(nodeid)
+    if not match:
+        return None
+    layers, hidden, vocab = map(int, match.groups())
+    return vocab * hidden + layers * hidden * hidden + hidden
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@dataclass
+class Progress:
+    nodeids: list[str]  # every benchmark the run will execute, in order
+    write: Callable[[str], None]  # writes one line (a terminal line is rewritten in place by the caller)
+    clock: Callable[[], float] = time.monotonic
+    every: float = 30.0  # seconds between plain lines when the output is not a terminal
+    terminal: bool = True
+    start: float = field(init=False)
+    done: int = field(init=False, default=0)
+    current: str | None = field(init=False, default=None)
+    detail: str = field(init=False, default="")
+    _began: float = field(init=False, default=0.0)
+    _last_line: float = field(init=False, default=float("-inf"))
+    _train_rate: list[float] = field(init=False, default_factory=list)  # seconds per unit of training work
+    _other_seconds: list[float] = field(init=False, default_factory=list)
+
+    def __post_init__(self):
+        self.start = self.clock()
+
+    @staticmethod
+    def is_training(nodeid: str) -> bool:
+        return "test_training[" in nodeid
+
+    def benchmark_started(self, nodeid: str) -> None:
+        self.current, self.detail, self._began = nodeid, "", self.clock()
+        self._show()
+
+    def training_round(self, round_index: int, rounds: int) -> None:
+        """Called in a training benchmark's setup, between timed rounds."""
+        self.detail = f"round {round_index + 1}/{rounds}" + (" (warm-up)" if round_index == 0 else "")
+        self._show()
+
+    def benchmark_finished(self, nodeid: str) -> None:
+        seconds = self.clock() - self._began
+        work = training_work(nodeid)
+        if self.is_training(nodeid) and work:
+            self._train_rate.append(seconds / work)
+        elif not self.is_training(nodeid):
+            self._other_seconds.append(seconds)
+        self.done += 1
+        self.current, self.detail = None, ""
+        self._show(force=self.done == len(self.nodeids))
+
+    def remaining_seconds(self) -> float | None:
+        """The estimate for the benchmarks not finished yet; None while a kind still to run has no measurement."""
+        left = self.nodeids[self.done:]
+        total = 0.0
+        for nodeid in left:
+            if self.is_training(nodeid):
+                if not self._train_rate:
+                    return None
+                total += sum(self._train_rate) / len(self._train_rate) * (training_work(nodeid) or 0)
+            else:
+                if not self._other_seconds:
+                    return None
+                total += sum(self._other_seconds) / len(self._other_seconds)
+        if self.current is not None:  # the running benchmark has used part of its share already
+            total = max(0.0, total - (self.clock() - self._began))
+        return total
+
+    def line(self) -> str:
+        remaining = self.remaining_seconds()
+        estimate = "unknown" if remaining is None else f"~{_duration(remaining)}"
+        now = f" | {self.current.split('::')[-1]}" + (f" {self.detail}" if self.detail else "") if self.current else ""
+        return (f"sst2mlp: {self.done}/{len(self.nodeids)} benchmarks done, {_duration(self.clock() - self.start)} elapsed, "
+                f"{estimate} left{now}")
+
+    def _show(self, force: bool = False) -> None:
+        """On a terminal every event; otherwise (CI logs) a line every `every` seconds and at the end."""
+        now = self.clock()
+        if self.terminal or force or now - self._last_line >= self.every:
+            self._last_line = now
+            self.write(self.line())

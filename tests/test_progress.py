@@ -1,0 +1,65 @@
+from helpers import run_pytest
+from sst2mlp.progress import Progress
+
+IDS = ["b.py::test_training[L1-H8-V10-T1-dense-B64]", "b.py::test_training[L1-H8-V20-T1-dense-B64]",
+       "b.py::test_inference[L1-H8-V10-T1-dense-B1]", "b.py::test_inference[L1-H8-V20-T1-dense-B1]"]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_estimate_appears_only_once_each_kind_was_measured_and_follows_the_work():
+    clock, lines = FakeClock(), []
+    progress = Progress(IDS, write=lines.append, clock=clock)
+    progress.benchmark_started(IDS[0])
+    assert lines[-1].startswith("sst2mlp: 0/4 benchmarks done, 0m00s elapsed, unknown left | test_training[L1-H8-V10-T1-dense-B64]")
+    progress.training_round(0, 5)
+    assert lines[-1].endswith("round 1/5 (warm-up)")
+    clock.now = 10.0
+    progress.benchmark_finished(IDS[0])
+    assert "1/4 benchmarks done, 0m10s elapsed, unknown left" in lines[-1]  # no latency benchmark measured yet
+    progress.benchmark_started(IDS[1])
+    clock.now = 28.0
+    progress.benchmark_finished(IDS[1])
+    clock.now = 30.0
+    progress.benchmark_started(IDS[2])
+    clock.now = 32.0
+    progress.benchmark_finished(IDS[2])
+    # one latency benchmark left at the 2 s measured so far
+    assert lines[-1] == "sst2mlp: 3/4 benchmarks done, 0m32s elapsed, ~0m02s left"
+    assert progress.remaining_seconds() == 2.0
+
+
+def test_training_estimates_scale_with_each_configurations_work():
+    clock, lines = FakeClock(), []
+    progress = Progress(IDS, write=lines.append, clock=clock)
+    progress.benchmark_started(IDS[0])
+    clock.now = 10.0
+    progress.benchmark_finished(IDS[0])
+    progress._other_seconds.append(1.0)  # as if a latency benchmark had been measured
+    work_small, work_large = 10 * 8 + 64 + 8, 20 * 8 + 64 + 8
+    assert progress.remaining_seconds() == 10.0 / work_small * work_large + 2 * 1.0
+
+
+def test_plain_output_writes_occasional_lines():
+    clock, lines = FakeClock(), []
+    progress = Progress(IDS, write=lines.append, clock=clock, terminal=False, every=30.0)
+    for nodeid in IDS:
+        progress.benchmark_started(nodeid)
+        clock.now += 5.0
+        progress.benchmark_finished(nodeid)
+    assert len(lines) == 2 and lines[-1].startswith("sst2mlp: 4/4 benchmarks done, 0m20s elapsed, ~0m00s left")
+
+
+def test_the_run_shows_progress_unless_switched_off(tiny_glue):
+    args = ("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=15",
+            "--sst2-impls=dense", "--sst2-train-rounds=1", "--sst2-min-time=0.001", "-p", "no:cacheprovider")
+    shown = run_pytest(*args, "--sst2-progress=on")
+    assert shown.returncode == 0 and "benchmarks done" in shown.stdout and "round 2/2" in shown.stdout, shown.stdout[-2000:]
+    assert "benchmarks done" not in run_pytest(*args, "--sst2-progress=off").stdout
+    assert "benchmarks done" not in run_pytest(*args, "-q").stdout  # auto: -q means quiet
