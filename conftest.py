@@ -111,6 +111,9 @@ def pytest_benchmark_update_machine_info(config, machine_info):
                         config.sst2_load)
 
 
+UNSTABLE_SHOWN = 8
+
+
 def _saved_to(config) -> str | None:
     """Where pytest-benchmark saved this run: the --benchmark-json file, or the storage folder of an autosave."""
     session = getattr(config, "_benchmarksession", None)
@@ -133,9 +136,11 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"sst2mlp: results saved in {target}; make the figures and tables with: "
                                     f"sst2mlp-report {target} --out report/")
     if suite.unstable:
+        shown = suite.unstable[:UNSTABLE_SHOWN]
+        more = f"; and {len(suite.unstable) - len(shown)} more" if len(suite.unstable) > len(shown) else ""
         terminalreporter.write_line(
-            f"sst2mlp: {len(suite.unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info): "
-            + "; ".join(suite.unstable), yellow=True)
+            f"sst2mlp: {len(suite.unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info, "
+            f"marked '!' by sst2mlp-report): " + "; ".join(shown) + more, yellow=True)
 
 
 @pytest.fixture(scope="session")
