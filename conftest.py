@@ -1,4 +1,6 @@
 """pytest options and hooks of the sst2mlp suite; the work is done by the sst2mlp package."""
+import os
+
 import pytest
 import torch
 
@@ -120,7 +122,7 @@ def _saved_to(config) -> str | None:
     if session is None or not session.benchmarks:
         return None
     if session.json:
-        return str(getattr(session.json, "name", session.json))
+        return str(session.json) if isinstance(session.json, (str, os.PathLike)) else str(session.json.name)
     if session.save or session.autosave:
         return str(getattr(session.storage, "path", session.storage))
     return None

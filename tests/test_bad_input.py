@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, run_pytest
+from helpers import ROOT, assert_usage_error, run_pytest
 from sst2mlp import DataError, load_sst2
 from sst2mlp.report import main as report_main
 
@@ -156,8 +156,7 @@ def test_a_unicode_line_separator_stays_inside_its_sentence(tmp_path):
     ("--sst2-data=", "argument --sst2-data: expected a folder path, got an empty string"),
 ])
 def test_single_values_are_asked_for_as_such(option, expected):
-    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
-    assert run.returncode == 4 and expected in run.stderr
+    assert_usage_error(option, expected)
 
 
 def test_an_empty_environment_variable_means_unset(tmp_path):

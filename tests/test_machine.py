@@ -70,7 +70,8 @@ def test_the_denormal_setting_is_restored():
 def test_busy_machine_warnings_name_the_cause():
     quiet = {"load_average": [0.1, 0.2, 0.2], "steal_percent": 0.0, "busy_percent": 3.0}
     assert busy_warning(quiet, cores=2) is None
-    busy = {"load_average": [1.7, 1.0, 0.5], "steal_percent": 12.0, "busy_percent": 60.0}
+    assert busy_warning({"load_average": [1.7, 1.0, 0.5], "steal_percent": 0.0, "busy_percent": 3.0}, cores=2) is None  # trailing
+    busy = {"load_average": [2.7, 1.0, 0.5], "steal_percent": 12.0, "busy_percent": 60.0}
     warning = busy_warning(busy, cores=2)
-    assert "load average 1.7" in warning and "12.0% of the CPU time stolen" in warning and "60.0%" in warning
+    assert "load average 2.7" in warning and "12.0% of the CPU time stolen" in warning and "60.0%" in warning
     assert busy_warning({"load_average": None, "steal_percent": None, "busy_percent": None}, cores=2) is None

@@ -18,8 +18,8 @@ TINY_GRID = ("--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2
 def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue):
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=10,500",
                      "--sst2-impls=dense", "-k", "training", "-p", "no:cacheprovider")
-    assert run.returncode == 1
-    assert "--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split" in run.stdout
+    assert run.returncode == 4  # stopped once, before any benchmark
+    assert run.stdout.count("--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split") == 1
     assert "features.py" not in run.stdout  # the message, not a traceback into the library
 
 
@@ -168,13 +168,3 @@ def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue)
     assert info["accuracy_ci95"][0] <= info["accuracy_mean"] <= info["accuracy_ci95"][1]
     int8 = suite.extra_info(config, "int8", threads=1, group="inference")
     assert len(int8["accuracy_seeds"]) == 5 and int8["reference_accuracy_seeds"] == record.dev
-
-
-@pytest.mark.parametrize("option, expected", [
-    ("--sst2-seed=-1", "argument --sst2-seed: expected a non-negative integer such as 0, got '-1'"),
-    ("--sst2-seeds=2", "--sst2-seeds 2 is below the 5 trainings each configuration runs anyway"),
-    ("--sst2-denormals=off", "argument --sst2-denormals: expected one of flush, keep, got 'off'"),
-])
-def test_seed_and_denormal_options_are_checked(option, expected):
-    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
-    assert run.returncode == 4 and expected in run.stderr, run.stderr
