@@ -31,7 +31,7 @@ def test_training(described_benchmark, training_runs, suite, pytestconfig, batch
     )
     training_runs.finish(extra_seeds=described_benchmark.enabled)
     described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in training_runs.results[1:]]
-    described_benchmark.extra_info["peak_rss_bytes"] = training_runs.peak_rss_bytes
+    described_benchmark.extra_info["peak_rss_bytes"] = training_runs.peak.bytes
     described_benchmark.extra_info.update(timing_info(described_benchmark.name, round_seconds(described_benchmark), suite))
 
 

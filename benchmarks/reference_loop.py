@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sst2mlp.features import BagOfWords
 from sst2mlp.model import MLP
-from sst2mlp.suite import TrainedModel, check_extra_info, round_seconds, timing_info
+from sst2mlp.suite import FirstRoundPeak, TrainedModel, check_extra_info, round_seconds, timing_info
 from sst2mlp.training import TrainConfig, TrainResult, accuracy
 
 IMPL = "reference-loop"
@@ -61,13 +61,10 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
 @pytest.mark.parametrize("impl", [IMPL])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
-    models, results, memory = [], [], {}
+    models, results, peak = [], [], FirstRoundPeak(suite, "dense")
 
     def fresh_model():  # round r: seed base + r, as the suite's trainings
-        if len(models) == 1:  # the warm-up training is over: its peak resident memory
-            memory["peak"] = suite.memory.added_since(memory["start"])
-        if not models:
-            memory["start"] = suite.memory.start()
+        peak.before_round(len(models))
         seed = suite.options.seed + len(models)
         models.append(suite.new_model(model_config, "dense", seed))
         return (models[-1], features.train, suite.train_labels, suite.train_config(seed)), {}
@@ -77,6 +74,7 @@ def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, ba
 
     benchmark.pedantic(train_and_record, setup=fresh_model, warmup_rounds=1,
                        rounds=pytestconfig.sst2_options.train_rounds)
+    peak.after_rounds(len(models))
     seed = suite.options.seed
     trained = TrainedModel(models[0], results[0], accuracy(models[0], features.dev, suite.dev_labels), IMPL, seed)
     seeds = suite.evaluate_seeds(model_config, IMPL, models, results, [seed + r for r in range(len(models))],
@@ -84,7 +82,7 @@ def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, ba
     benchmark.extra_info.update(
         suite.describe(model_config, pinned_threads, impl, trained, trained.accuracy),
         epoch_seconds=[r.epoch_seconds for r in results[1:]],
-        peak_rss_bytes=memory.get("peak", suite.memory.added_since(memory["start"])),
+        peak_rss_bytes=peak.bytes,
         **seeds.extra_info(),
         **timing_info(benchmark.name, round_seconds(benchmark), suite),
     )

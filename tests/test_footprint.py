@@ -1,9 +1,12 @@
+import random
+
 import pytest
 import torch
 
 from sst2mlp import MLP, Vocabulary, accuracy, featurize
 from sst2mlp.footprint import PeakMemory, file_bytes, model_bytes
 from sst2mlp.impls import REGISTRY, make_variant
+from sst2mlp.training import TrainConfig, train
 
 SENTENCES = ["a b c a", "a", "b b b b c", "c d", "d d a"]
 
@@ -58,6 +61,27 @@ def test_peak_memory_sees_an_allocation_inside_the_region_and_not_outside():
     nothing = memory.added_since(start)
     assert 95e6 <= grown <= 110e6 and nothing < 5e6
     del outside
+
+
+def test_a_second_training_in_the_same_process_reads_as_much_as_the_first():
+    """Memory freed by an earlier training stays in malloc's free lists; a reading that reused it would say 0 bytes."""
+    memory = PeakMemory()
+    if memory.unavailable:
+        pytest.skip(memory.unavailable)
+    words = [f"w{i}" for i in range(10_000)]
+    generator = random.Random(0)
+    sentences = [" ".join(generator.choices(words, k=12)) for _ in range(1_000)]
+    bags = featurize(sentences, Vocabulary.build(sentences, 10_000))
+    labels = torch.randint(0, 2, (len(sentences),), generator=torch.Generator().manual_seed(0))
+    readings = []
+    for _ in range(2):
+        start = memory.start()
+        model = MLP(2, 256, bags.vocab_size)
+        train(model, bags, labels, TrainConfig(epochs=1))
+        readings.append(memory.added_since(start))
+        del model
+    weights_gradients_and_moments = 4 * 4 * sum(p.numel() for p in MLP(2, 256, bags.vocab_size).parameters())
+    assert min(readings) >= weights_gradients_and_moments, readings
 
 
 def test_without_proc_the_peak_is_none_with_a_reason(monkeypatch, tmp_path):
