@@ -61,7 +61,7 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
 @pytest.mark.parametrize("impl", [IMPL])
 def test_training(benchmark, suite, sst2, model_config, pinned_threads, impl, batch_size, pytestconfig):
     features = suite.features(model_config.vocab_size)
-    models, results, peak = [], [], FirstRoundPeak(suite, "dense")
+    models, results, peak = [], [], FirstRoundPeak(suite, model_config, "dense")
 
     def fresh_model():  # round r: seed base + r, as the suite's trainings
         peak.before_round(len(models))

@@ -157,7 +157,7 @@ class Suite:
         self.trainings += 1
         return train(model, features.train, self.train_labels, self.train_config(seed), optimizer)
 
-    def warm_up_training(self, trained_impl: str) -> None:
+    def warm_up_training(self, trained_impl: str, vocab_size: int) -> None:
         """Once a session per input-layer kind, before its first peak-memory reading: a small untimed training.
 
         A process's first training also pages in torch's training code and one-off buffers (about 80 MB more
@@ -166,7 +166,7 @@ class Suite:
         if sparse in self._warmed_up or self.memory.unavailable:
             return
         self._warmed_up.add(sparse)
-        features = self.features(min(self.options.vocabs))
+        features = self.features(vocab_size)
         rows = min(WARM_UP_EXAMPLES, len(features.train))
         torch.manual_seed(self.options.seed)
         model = MLP.from_config(ModelConfig(1, 16, features.train.vocab_size), sparse=sparse)
@@ -305,14 +305,14 @@ class FirstRoundPeak:
     """Peak resident memory of one full training (weights, gradients, Adam state, batches): the first, untimed round
     of a pedantic training benchmark, read when the next round's setup begins or after the rounds."""
 
-    def __init__(self, suite: Suite, trained_impl: str):
-        self.suite, self.trained_impl = suite, trained_impl
+    def __init__(self, suite: Suite, config: ModelConfig, trained_impl: str):
+        self.suite, self.config, self.trained_impl = suite, config, trained_impl
         self.start: int | None = None
         self.bytes: int | None = None
 
     def before_round(self, round_index: int) -> None:
         if round_index == 0:
-            self.suite.warm_up_training(self.trained_impl)
+            self.suite.warm_up_training(self.trained_impl, self.config.vocab_size)
             self.start = self.suite.memory.start()
         elif round_index == 1:  # the first training is over: read its peak before anything else is allocated
             self.bytes = self.suite.memory.added_since(self.start)
@@ -335,7 +335,7 @@ class TrainingRuns:
         self.suite.features(config.vocab_size)  # featurize before any timing
         self.models: list[MLP] = []
         self.results: list[TrainResult] = []
-        self.peak = FirstRoundPeak(suite, trained_impl)
+        self.peak = FirstRoundPeak(suite, config, trained_impl)
 
     def seed(self, round_index: int) -> int:
         return self.suite.options.seed + round_index
