@@ -8,9 +8,8 @@ import math
 import statistics
 
 import pytest
-import torch
 
-from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, calibrated_rounds, percentiles, round_seconds, timing_info
+from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles, round_seconds, time_forward, timing_info
 from sst2mlp.training import TrainConfig
 
 THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
@@ -40,16 +39,8 @@ def test_training(described_benchmark, training_runs, suite, pytestconfig, batch
 def test_inference(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
     options = pytestconfig.sst2_options
     examples = CyclingInputs(variant, suite.features(model_config.vocab_size).dev, batch_size)
-    described_benchmark.extra_info.update(suite.canary.wait_until_quiet())
-    with torch.inference_mode():
-        described_benchmark.pedantic(
-            variant.module,
-            setup=examples.next,
-            warmup_rounds=LATENCY_WARMUP_EXAMPLES,
-            rounds=calibrated_rounds(variant.module, examples, options.latency_rounds, options.min_time),
-        )
-    seconds = round_seconds(described_benchmark)
-    described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
+    seconds = time_forward(described_benchmark, suite, variant.module, examples, options.latency_rounds,
+                           warmup_rounds=LATENCY_WARMUP_EXAMPLES)
     if seconds is not None:
         described_benchmark.extra_info.update(percentiles(seconds))
 
@@ -62,16 +53,7 @@ def test_throughput(described_benchmark, variant, suite, model_config, pytestcon
         pytest.skip(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
     batches = CyclingInputs(variant, dev, len(dev) if batch_size == "dev" else batch_size)
     min_rounds = max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size))
-    described_benchmark.extra_info.update(suite.canary.wait_until_quiet())
-    with torch.inference_mode():
-        described_benchmark.pedantic(
-            variant.module,
-            setup=batches.next,
-            warmup_rounds=2,
-            rounds=calibrated_rounds(variant.module, batches, min_rounds, pytestconfig.sst2_options.min_time),
-        )
-    seconds = round_seconds(described_benchmark)
-    described_benchmark.extra_info.update(timing_info(described_benchmark.name, seconds, suite))
+    seconds = time_forward(described_benchmark, suite, variant.module, batches, min_rounds, warmup_rounds=2)
     described_benchmark.extra_info["batch_examples"] = batches.batch_size
     described_benchmark.extra_info["peak_rss_bytes"] = (
         suite.peak_memory_of(variant, batches.inputs[0]) if batch_size == "dev" else None)  # untimed: one more pass

@@ -29,12 +29,15 @@ MODEL_EXTRA_INFO = (
     "unstable",
     "samples",  # what the regression gate compares: medians of 20 consecutive blocks of rounds (training: the rounds)
 )
+# the quiet gate (sst2mlp.canary): the machine's speed while the rounds ran, the share of them measured in a slow
+# phase (the waiting budget ran out), and how long the benchmark waited for full speed
+QUIET_GATE = ("machine_speed", "measured_while_slow", "waited_for_quiet_seconds")
 
 GROUP_EXTRA_INFO = {
     "training": ("epoch_seconds", "peak_rss_bytes", "seeds", "seed_trained_impls", "accuracy_seeds", "accuracy_mean", "accuracy_std",
                  "accuracy_ci95", "train_accuracy_seeds"),
-    "inference": ("p50", "p90", "p99", "model_bytes", "file_bytes", "machine_speed"),
-    "throughput": ("batch_examples", "examples_per_second", "model_bytes", "file_bytes", "machine_speed", "peak_rss_bytes"),
+    "inference": ("p50", "p90", "p99", "model_bytes", "file_bytes", *QUIET_GATE),
+    "throughput": ("batch_examples", "examples_per_second", "model_bytes", "file_bytes", *QUIET_GATE, "peak_rss_bytes"),
 }
 
 

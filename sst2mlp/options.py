@@ -40,6 +40,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, such as 20, got {text!r}")
+    return value
+
+
 def choice(values: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if str(text).strip() not in values:
@@ -123,11 +133,16 @@ OPTIONS = (
     Option("--sst2-min-time", "min_time", positive_float, "1.0", "SECONDS",
            "every latency and throughput benchmark times at least this long (more rounds than --sst2-latency-rounds "
            "when calls are fast), so that a short hiccup of the machine cannot move its median"),
+    Option("--sst2-quiet-wait", "quiet_wait", non_negative_float, "20", "SECONDS",
+           "latency and throughput rounds run only while a canary says the machine is at full speed; a benchmark "
+           "waits at most this long in all for it (then measures anyway and records the share measured while slow); "
+           "0: never wait"),
     Option("--sst2-progress", "progress", choice(("auto", "on", "off")), "auto", "MODE",
            "a progress line (done/total, elapsed, estimate of the rest) between benchmarks; auto: on unless -q"),
     Option("--sst2-preset", "preset", choice(("none", "quick")), "none", "NAME",
            "quick: the whole pipeline on a small grid in a few minutes (2x2x2 grid, every impl, dense and sparse "
-           "training on 20,000 examples, 2 timed rounds, 0.2 s per latency benchmark); explicit options still win"),
+           "training on 20,000 examples, 2 timed rounds, 0.2 s per latency benchmark, at most 5 s of waiting for quiet); "
+           "explicit options still win"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
            "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
            "else the hub"),
@@ -135,7 +150,7 @@ OPTIONS = (
 BY_FIELD = {option.field: option for option in OPTIONS}
 PRESETS = {
     "quick": {"layers": "1,2", "widths": "128,256", "vocabs": "1000,10000", "train_impls": "dense,sparse",
-              "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2"},
+              "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2", "quiet_wait": "5"},
 }
 
 
@@ -155,6 +170,7 @@ class SuiteOptions:
     train_limit: int | None = _default("train_limit")
     latency_rounds: int = _default("latency_rounds")
     min_time: float = _default("min_time")
+    quiet_wait: float = _default("quiet_wait")
     data_dir: str | None = _default("data_dir")
     seed: int = _default("seed")
     seeds: int | None = _default("seeds")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import contract, footprint, stats
-from .canary import Canary
+from .canary import Canary, QuietGate
 from .data import SST2, load_sst2
 from .features import BagOfWords, FeatureCache, Features
 from .impls import REGISTRY, Variant, effective_flops, get_impl, make_variant
@@ -204,6 +204,12 @@ class Suite:
             )
         return self.variants[(config, impl)]
 
+    def quiet_gate(self, setup) -> QuietGate:
+        """`setup` for a latency or throughput benchmark's rounds: waits while the machine is slow (sst2mlp.canary)."""
+        if self.canary.best is None:
+            self.canary.calibrate()
+        return self.canary.gate(setup, self.options.quiet_wait)
+
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
         """Resident memory one forward pass adds at its peak (outside every timed region)."""
         start = self.memory.start()
@@ -386,14 +392,30 @@ CALIBRATION_CALLS = 50
 MAX_ROUNDS = 300_000
 
 
-def calibrated_rounds(forward, inputs: CyclingInputs, min_rounds: int, min_time: float) -> int:
-    """At least `min_rounds`, and enough rounds to time for `min_time` seconds at the speed of a few untimed calls."""
-    start = time.perf_counter()
+def calibrated_rounds(forward, setup, min_rounds: int, min_time: float) -> int:
+    """At least `min_rounds`, and enough rounds to time for `min_time` seconds at the speed of a few untimed calls
+    (the fastest of them: a call slowed by the machine would make the measurement too short)."""
+    seconds = []
     for _ in range(CALIBRATION_CALLS):
-        args, _ = inputs.next()
+        args, _ = setup()
+        start = time.perf_counter()
         forward(*args)
-    per_call = (time.perf_counter() - start) / CALIBRATION_CALLS
+        seconds.append(time.perf_counter() - start)
+    per_call = float(np.percentile(seconds, 10))
     return int(min(MAX_ROUNDS, max(min_rounds, np.ceil(min_time / max(per_call, 1e-9)))))
+
+
+def time_forward(benchmark, suite: Suite, forward, inputs: CyclingInputs, min_rounds: int, warmup_rounds: int) -> list[float] | None:
+    """Time `forward` on the cycled inputs for at least `min_rounds` rounds and `options.min_time` seconds, each
+    round at full machine speed as far as the quiet gate can tell; record the gate's and the stability verdict."""
+    gate = suite.quiet_gate(inputs.next)
+    with torch.inference_mode():
+        rounds = calibrated_rounds(forward, gate, min_rounds, suite.options.min_time)
+        benchmark.pedantic(forward, setup=gate, warmup_rounds=warmup_rounds, rounds=rounds)
+    seconds = round_seconds(benchmark)
+    benchmark.extra_info.update(gate.info())
+    benchmark.extra_info.update(timing_info(benchmark.name, seconds, suite))
+    return seconds
 
 
 def round_seconds(benchmark) -> list[float] | None:

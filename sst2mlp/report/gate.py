@@ -18,7 +18,7 @@ from .. import stats
 from .runs import ReportError, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "no samples", "machine in a slow phase"
-SLOW_PHASE_SPEED = 0.9  # the canary ran >10% slower than the run's best just before the benchmark (see sst2mlp.canary)
+OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark
 ACCURACY_DROP, ACCURACY_SAME = "accuracy dropped", "accuracy same"
 
 
@@ -62,14 +62,21 @@ def compare_timing(name: str, base: dict, new: dict, threshold: float, alpha: fl
     p = stats.mann_whitney_p(a, b)
     interval = stats.bootstrap_ratio_of_medians(a, b)
     verdict = SAME
-    speeds = [(bench.get("extra_info") or {}).get("machine_speed", 1.0) for bench in (base, new)]
-    if p < alpha and abs(math.log(ratio)) > math.log(1 + threshold) and min(speeds) < SLOW_PHASE_SPEED:
+    if p < alpha and abs(math.log(ratio)) > math.log(1 + threshold) and (_slow_phase(base) or _slow_phase(new)):
         verdict = SLOW_PHASE  # a difference, but the machine itself ran slow in one of the runs: no verdict on the code
     elif p < alpha and ratio > 1 + threshold:
         verdict = SLOWER
     elif p < alpha and ratio < 1 / (1 + threshold):
         verdict = FASTER
     return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict)
+
+
+def _slow_phase(bench: dict) -> bool:
+    """Most of the benchmark's rounds ran while the machine was slow (the quiet gate's waiting budget ran out)."""
+    info = bench.get("extra_info") or {}
+    if "measured_while_slow" in info:
+        return (info["measured_while_slow"] or 0.0) >= 0.5
+    return info.get("machine_speed", 1.0) < OLD_SLOW_PHASE_SPEED
 
 
 def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
