@@ -133,7 +133,7 @@ OPTIONS = (
     Option("--sst2-min-time", "min_time", positive_float, "1.0", "SECONDS",
            "every latency and throughput benchmark times at least this long (more rounds than --sst2-latency-rounds "
            "when calls are fast), so that a short hiccup of the machine cannot move its median"),
-    Option("--sst2-quiet-wait", "quiet_wait", non_negative_float, "20", "SECONDS",
+    Option("--sst2-quiet-wait", "quiet_wait", non_negative_float, "10", "SECONDS",
            "latency and throughput rounds run only while a canary says the machine is at full speed; a benchmark "
            "waits at most this long in all for it (then measures anyway and records the share measured while slow); "
            "0: never wait"),
