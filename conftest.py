@@ -78,7 +78,7 @@ def pytest_collection_finish(session):
     if progress == "on" or (progress == "auto" and config.get_verbosity() >= 0):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         suite.progress = Progress([item.nodeid for item in _benchmarks_to_run(session)], write=reporter.write_line,
-                                  terminal=bool(reporter.isatty))
+                                  terminal=bool(reporter.isatty), min_other_seconds=config.sst2_options.min_time)
     cores = available_cores()
     warning = busy_warning(config.sst2_load, cores)
     if warning:

@@ -141,7 +141,7 @@ OPTIONS = (
            "a progress line (done/total, elapsed, estimate of the rest) between benchmarks; auto: on unless -q"),
     Option("--sst2-preset", "preset", choice(("none", "quick")), "none", "NAME",
            "quick: the whole pipeline on a small grid in a few minutes (2x2x2 grid, every impl, dense and sparse "
-           "training on 20,000 examples, 2 timed rounds, 0.2 s per latency benchmark, at most 5 s of waiting for quiet); "
+           "training on 20,000 examples, 2 timed rounds, 0.2 s per latency benchmark, at most 2 s of waiting for quiet); "
            "explicit options still win"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
            "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
@@ -150,7 +150,7 @@ OPTIONS = (
 BY_FIELD = {option.field: option for option in OPTIONS}
 PRESETS = {
     "quick": {"layers": "1,2", "widths": "128,256", "vocabs": "1000,10000", "train_impls": "dense,sparse",
-              "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2", "quiet_wait": "5"},
+              "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2", "quiet_wait": "2"},
 }
 
 

@@ -2,8 +2,10 @@
 
 The estimate comes only from what this run has measured: seconds per unit of training work (examples
 x multiply-adds per example of the configuration) for training benchmarks, and the mean wall time of
-the latency and throughput benchmarks finished so far; until a kind has a measurement, the rest is
-"unknown". Everything here runs between benchmarks or between training rounds, never inside a timed region.
+the latency and throughput benchmarks finished so far. Until the first of those has run, each counts at
+its known floor (`min_other_seconds`: every one measures at least --sst2-min-time) and the estimate is shown
+as a lower bound; until a training has been measured, the rest is "unknown". Everything here runs between
+benchmarks or between training rounds, never inside a timed region.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class Progress:
     clock: Callable[[], float] = time.monotonic
     every: float = 30.0  # seconds between plain lines when the output is not a terminal
     terminal: bool = True
+    min_other_seconds: float = 0.0  # the least a latency or throughput benchmark takes (its measuring time)
     start: float = field(init=False)
     done: int = field(init=False, default=0)
     current: str | None = field(init=False, default=None)
@@ -73,28 +76,40 @@ class Progress:
         self._show(force=self.done == len(self.nodeids))
 
     def remaining_seconds(self) -> float | None:
-        """The estimate for the benchmarks not finished yet; None while a kind still to run has no measurement."""
+        """The estimate for the benchmarks not finished yet; None while a training still to run has no basis."""
+        estimate = self.estimate()
+        return None if estimate is None else estimate[0]
+
+    def estimate(self) -> tuple[float, bool] | None:
+        """(seconds left, whether that is only a lower bound), or None while a training still to run has no basis.
+
+        Latency and throughput benchmarks count at their measured mean, or at their floor before any has run."""
         left = self.nodeids[self.done:]
-        total = 0.0
+        total, lower_bound = 0.0, False
         for nodeid in left:
             if self.is_training(nodeid):
                 if not self._train_rate:
                     return None
                 total += sum(self._train_rate) / len(self._train_rate) * (training_work(nodeid) or 0)
-            else:
-                if not self._other_seconds:
-                    return None
+            elif self._other_seconds:
                 total += sum(self._other_seconds) / len(self._other_seconds)
+            elif self.min_other_seconds > 0:
+                total, lower_bound = total + self.min_other_seconds, True
+            else:
+                return None
         if self.current is not None:  # the running benchmark has used part of its share already
             total = max(0.0, total - (self.clock() - self._began))
-        return total
+        return total, lower_bound
 
     def line(self) -> str:
-        remaining = self.remaining_seconds()
-        estimate = "unknown" if remaining is None else f"~{_duration(remaining)}"
+        estimate = self.estimate()
+        if estimate is None:
+            left = "unknown"
+        else:
+            left = ("at least " if estimate[1] else "") + f"~{_duration(estimate[0])}"
         now = f" | {self.current.split('::')[-1]}" + (f" {self.detail}" if self.detail else "") if self.current else ""
         return (f"sst2mlp: {self.done}/{len(self.nodeids)} benchmarks done, {_duration(self.clock() - self.start)} elapsed, "
-                f"{estimate} left{now}")
+                f"{left} left{now}")
 
     def _show(self, force: bool = False) -> None:
         """On a terminal every event; otherwise (CI logs) a line every `every` seconds and at the end."""

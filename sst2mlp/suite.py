@@ -7,6 +7,7 @@ when that benchmark runs first), plus every impl's form of it.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -81,6 +82,7 @@ class Suite:
     memory: footprint.PeakMemory = field(default_factory=footprint.PeakMemory, repr=False)
     progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
     seconds_evaluating: float = 0.0  # untimed work for the seeds' accuracies: evaluation and extra-seed trainings
+    seconds_measuring_memory: float = 0.0  # untimed: byte counts, saved files, peak readings and their warm-up
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     trainings: int = 0  # how many trainings this session ran, to check none is wasted
     _warmed_up: set[bool] = field(default_factory=set, repr=False)  # input-layer kinds (sparse?) trained once untimed
@@ -146,7 +148,8 @@ class Suite:
         if "data" not in vars(self):  # the data was never needed (collection only, or no benchmark ran)
             return None
         return (f"sst2mlp: {self.data.describe()}; {self.trainings} trainings run; "
-                f"{self.seconds_evaluating:.1f} s spent on the seeds' accuracies (untimed)")
+                f"{self.seconds_evaluating:.1f} s spent on the seeds' accuracies and "
+                f"{self.seconds_measuring_memory:.1f} s on memory measurements (untimed)")
 
     def new_model(self, config: ModelConfig, trained_impl: str, seed: int) -> MLP:
         torch.manual_seed(seed)
@@ -157,6 +160,15 @@ class Suite:
         self.trainings += 1
         return train(model, features.train, self.train_labels, self.train_config(seed), optimizer)
 
+    @contextmanager
+    def measuring_memory(self):
+        """Counts the time of the memory measurements, which the run's wall time pays for."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds_measuring_memory += time.perf_counter() - start
+
     def warm_up_training(self, trained_impl: str, vocab_size: int) -> None:
         """Once a session per input-layer kind, before its first peak-memory reading: a small untimed training.
 
@@ -166,6 +178,10 @@ class Suite:
         if sparse in self._warmed_up or self.memory.unavailable:
             return
         self._warmed_up.add(sparse)
+        with self.measuring_memory():
+            self._small_training(sparse, vocab_size)
+
+    def _small_training(self, sparse: bool, vocab_size: int) -> None:
         features = self.features(vocab_size)
         rows = min(WARM_UP_EXAMPLES, len(features.train))
         torch.manual_seed(self.options.seed)
@@ -198,10 +214,10 @@ class Suite:
             trained = self.model_for(config, "dense")
             dev = self.features(config.vocab_size).dev
             variant = make_variant(impl, trained.model, dev)
+            with self.measuring_memory():
+                held, shipped = footprint.model_bytes(variant.module), footprint.file_bytes(variant.module)
             self.variants[(config, impl)] = PreparedVariant(
-                variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev),
-                footprint.model_bytes(variant.module), footprint.file_bytes(variant.module),
-            )
+                variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev), held, shipped)
         return self.variants[(config, impl)]
 
     def quiet_gate(self, setup) -> QuietGate:
@@ -212,10 +228,11 @@ class Suite:
 
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
         """Resident memory one forward pass adds at its peak (outside every timed region)."""
-        start = self.memory.start()
-        with torch.inference_mode():
-            variant(*inputs)
-        return self.memory.added_since(start)
+        with self.measuring_memory():
+            start = self.memory.start()
+            with torch.inference_mode():
+                variant(*inputs)
+            return self.memory.added_since(start)
 
     def describe(self, config: ModelConfig, threads: int, impl: str, trained: TrainedModel,
                  model_accuracy: float, impl_flops: float | None = None) -> dict:
@@ -319,7 +336,8 @@ class FirstRoundPeak:
     def before_round(self, round_index: int) -> None:
         if round_index == 0:
             self.suite.warm_up_training(self.trained_impl, self.config.vocab_size)
-            self.start = self.suite.memory.start()
+            with self.suite.measuring_memory():
+                self.start = self.suite.memory.start()
         elif round_index == 1:  # the first training is over: read its peak before anything else is allocated
             self.bytes = self.suite.memory.added_since(self.start)
 

@@ -35,6 +35,25 @@ def test_the_estimate_appears_only_once_each_kind_was_measured_and_follows_the_w
     assert progress.remaining_seconds() == 2.0
 
 
+def test_before_any_latency_benchmark_the_estimate_is_a_lower_bound_from_the_measuring_floor():
+    clock, lines = FakeClock(), []
+    progress = Progress(IDS, write=lines.append, clock=clock, min_other_seconds=1.5)
+    progress.benchmark_started(IDS[0])
+    assert "unknown left" in lines[-1]  # no training measured yet
+    clock.now = 10.0
+    progress.benchmark_finished(IDS[0])
+    work_small, work_large = 10 * 8 + 64 + 8, 20 * 8 + 64 + 8
+    assert progress.estimate() == (10.0 / work_small * work_large + 2 * 1.5, True)
+    assert "1/4 benchmarks done, 0m10s elapsed, at least ~0m18s left" in lines[-1]
+    progress.benchmark_started(IDS[1])
+    clock.now = 28.0
+    progress.benchmark_finished(IDS[1])
+    progress.benchmark_started(IDS[2])
+    clock.now = 32.0
+    progress.benchmark_finished(IDS[2])
+    assert progress.estimate() == (4.0, False) and lines[-1].endswith("~0m04s left")  # measured: no longer a bound
+
+
 def test_training_estimates_scale_with_each_configurations_work():
     clock, lines = FakeClock(), []
     progress = Progress(IDS, write=lines.append, clock=clock)
