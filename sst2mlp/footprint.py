@@ -137,7 +137,7 @@ class PeakMemory:
     def start(self) -> int | None:
         if self.unavailable:
             return None
-        gc.collect()  # objects of earlier work that only the cycle collector frees
+        gc.collect(0)  # the youngest objects only: a full collection takes 0.1 s with the data loaded
         self.trim(0)
         CLEAR_REFS.write_text("5")  # the high-water mark restarts from the current resident size
         return _status_kib("VmRSS") * 1024
