@@ -53,9 +53,6 @@ class Canary:
             self.speed()
             sleep(pause)
 
-    def gate(self, setup: Callable, max_wait: float, check_interval: float = 0.002) -> QuietGate:
-        return QuietGate(self, setup, max_wait, check_interval)
-
 
 @dataclass
 class QuietGate:

@@ -224,7 +224,7 @@ class Suite:
         """`setup` for a latency or throughput benchmark's rounds: waits while the machine is slow (sst2mlp.canary)."""
         if self.canary.best is None:
             self.canary.calibrate()
-        return self.canary.gate(setup, self.options.quiet_wait)
+        return QuietGate(self.canary, setup, self.options.quiet_wait)
 
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
         """Resident memory one forward pass adds at its peak (outside every timed region)."""
