@@ -9,6 +9,14 @@ between rounds, outside the timed region, and while it reads slower than `QUIET_
 session's best, waits before the next round (at most `max_wait` seconds per benchmark; then it
 measures anyway and the benchmark says so). Each benchmark records how fast the machine was when
 its rounds ran (`machine_speed`) and how long it waited. Nothing is rescaled.
+
+The canary sees only the core. A call that streams tens of megabytes (a whole-dev forward pass at
+k = 10,000) is also slowed by a neighbour that takes the memory bandwidth or the shared cache, and
+a call of several milliseconds spans changes of state the canary checked before it. So for calls
+of at least `PACE_MIN_SECONDS` the benchmark's own rounds are a second canary: after a round that
+took more than `SLOW_ROUND` times the fastest round so far, the gate times untimed calls of the
+benchmark (`probe`) until one runs at its usual pace again, from the same waiting budget. The
+slow round itself stays in the statistics: the gate only decides when the next round starts.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ from dataclasses import dataclass, field
 
 QUIET_SPEED = 0.8  # measured here: slow phases read 0.45-0.75 of the best canary, full speed 0.85-1.0
 SPIN_ITERATIONS = 300  # about 2.5 us at full speed
+PACE_MIN_SECONDS = 100e-6  # rounds shorter than this are covered by the canary checked every 2 ms
+SLOW_ROUND = 1.25  # a round this much slower than the fastest: the machine's state changed (IQR/median at full speed: 2-8%)
 
 
 def spin_canary(repeats: int = 3) -> float:
@@ -59,7 +69,8 @@ class QuietGate:
     """A pedantic `setup` that first, at most every `check_interval` seconds, waits while the machine is slow.
 
     It runs before each timed round and outside it, so the rounds are measured at full speed as long as
-    the waiting budget `max_wait` lasts; `info` says how it went.
+    the waiting budget `max_wait` lasts; `info` says how it went. With a `probe` (one untimed call of the
+    benchmark), it also paces long rounds: the time from one release to the next call is the round's.
     """
 
     canary: Canary
@@ -69,17 +80,41 @@ class QuietGate:
     pause: float = 0.001
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.perf_counter
+    probe: Callable[[], object] | None = None
     waited: float = 0.0
     checks: int = 0
     slow_checks: int = 0  # checks that found the machine slow and waited
     speeds: list[float] = field(default_factory=list)  # the speed at each check that let rounds run
     next_check: float = float("-inf")
+    fastest_round: float = float("inf")
+    slow_rounds: int = 0  # rounds after which the gate probed until the benchmark ran at its pace again
+    released_at: float | None = None
 
     def __call__(self):
+        if self.probe is not None and self.released_at is not None:
+            self._pace(self.clock() - self.released_at)
         if self.clock() >= self.next_check:
             self._wait_for_full_speed()
             self.next_check = self.clock() + self.check_interval
-        return self.setup()
+        arguments = self.setup()
+        self.released_at = self.clock()
+        return arguments
+
+    def _pace(self, last_round: float) -> None:
+        self.fastest_round = min(self.fastest_round, last_round)
+        if self.fastest_round < PACE_MIN_SECONDS or last_round <= SLOW_ROUND * self.fastest_round:
+            return
+        self.slow_rounds += 1
+        start = self.clock()
+        while self.waited + (self.clock() - start) < self.max_wait:
+            self.sleep(self.pause)
+            began = self.clock()
+            self.probe()
+            call = self.clock() - began
+            self.fastest_round = min(self.fastest_round, call)
+            if call <= SLOW_ROUND * self.fastest_round:
+                break
+        self.waited += self.clock() - start
 
     def _wait_for_full_speed(self) -> None:
         start = self.clock()
@@ -95,10 +130,11 @@ class QuietGate:
 
     def info(self) -> dict:
         """machine_speed: median speed when rounds ran; measured_while_slow: the share of them below QUIET_SPEED
-        (non-zero only when the waiting budget ran out)."""
+        (non-zero only when the waiting budget ran out); slow_rounds: long rounds after which the gate probed."""
         released = len(self.speeds)
         return {
             "machine_speed": round(statistics.median(self.speeds), 3) if released else None,
             "measured_while_slow": round(sum(s < QUIET_SPEED for s in self.speeds) / released, 3) if released else None,
             "waited_for_quiet_seconds": round(self.waited, 3),
+            "slow_rounds": self.slow_rounds,
         }

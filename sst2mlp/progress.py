@@ -1,7 +1,8 @@
 """A progress line for long runs: the benchmark running now, done/total, elapsed time and an honest estimate of the rest.
 
-The estimate comes only from what this run has measured: seconds per unit of training work (examples
-x multiply-adds per example of the configuration) for training benchmarks, and the mean wall time of
+The estimate comes only from what this run has measured: for training benchmarks a straight line through
+their wall times against their work (multiply-adds per example of the configuration; a fixed part covers
+the rounds' set-up and the untimed extra seeds), flat until two sizes were measured, and the mean wall time of
 the latency and throughput benchmarks finished so far. Until the first of those has run, each counts at
 its known floor (`min_other_seconds`: every one measures at least --sst2-min-time) and the estimate is shown
 as a lower bound; until a training has been measured, the rest is "unknown". Everything here runs between
@@ -26,6 +27,22 @@ def training_work(nodeid: str) -> float | None:
     return vocab * hidden + layers * hidden * hidden + hidden
 
 
+def fit_line(works: list[float], seconds: list[float]) -> tuple[float, float]:
+    """(fixed seconds, seconds per unit of work) by least squares, neither negative; flat when the works do not differ.
+
+    Through the origin (seconds proportional to work) a small first configuration, which also pays the
+    run's one-off costs, would predict the large ones several times too long."""
+    mean_work, mean_seconds = sum(works) / len(works), sum(seconds) / len(seconds)
+    spread = sum((w - mean_work) ** 2 for w in works)
+    if spread == 0:
+        return mean_seconds, 0.0
+    slope = max(0.0, sum((w - mean_work) * (t - mean_seconds) for w, t in zip(works, seconds)) / spread)
+    fixed = mean_seconds - slope * mean_work
+    if fixed < 0:  # the line would give a small configuration negative time: proportional instead
+        return 0.0, sum(seconds) / sum(works)
+    return fixed, slope
+
+
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -45,7 +62,7 @@ class Progress:
     detail: str = field(init=False, default="")
     _began: float = field(init=False, default=0.0)
     _last_line: float = field(init=False, default=float("-inf"))
-    _train_rate: list[float] = field(init=False, default_factory=list)  # seconds per unit of training work
+    _trainings: list[tuple[float, float]] = field(init=False, default_factory=list)  # (work, wall seconds)
     _other_seconds: list[float] = field(init=False, default_factory=list)
 
     def __post_init__(self):
@@ -68,7 +85,7 @@ class Progress:
         seconds = self.clock() - self._began
         work = training_work(nodeid)
         if self.is_training(nodeid) and work:
-            self._train_rate.append(seconds / work)
+            self._trainings.append((work, seconds))
         elif not self.is_training(nodeid):
             self._other_seconds.append(seconds)
         self.done += 1
@@ -86,11 +103,13 @@ class Progress:
         Latency and throughput benchmarks count at their measured mean, or at their floor before any has run."""
         left = self.nodeids[self.done:]
         total, lower_bound = 0.0, False
+        training = fit_line(*map(list, zip(*self._trainings))) if self._trainings else None
         for nodeid in left:
             if self.is_training(nodeid):
-                if not self._train_rate:
+                if training is None:
                     return None
-                total += sum(self._train_rate) / len(self._train_rate) * (training_work(nodeid) or 0)
+                fixed, per_work = training
+                total += fixed + per_work * (training_work(nodeid) or 0)
             elif self._other_seconds:
                 total += sum(self._other_seconds) / len(self._other_seconds)
             elif self.min_other_seconds > 0:

@@ -220,11 +220,12 @@ class Suite:
                 variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev), held, shipped)
         return self.variants[(config, impl)]
 
-    def quiet_gate(self, setup) -> QuietGate:
-        """`setup` for a latency or throughput benchmark's rounds: waits while the machine is slow (sst2mlp.canary)."""
+    def quiet_gate(self, setup, probe=None) -> QuietGate:
+        """`setup` for a latency or throughput benchmark's rounds: waits while the machine is slow (sst2mlp.canary);
+        `probe`, one untimed call of the benchmark, lets it also wait after a long round that ran slow."""
         if self.canary.best is None:
             self.canary.calibrate()
-        return QuietGate(self.canary, setup, self.options.quiet_wait)
+        return QuietGate(self.canary, setup, self.options.quiet_wait, probe=probe)
 
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
         """Resident memory one forward pass adds at its peak (outside every timed region)."""
@@ -405,6 +406,10 @@ class CyclingInputs:
         self.position = (self.position + 1) % len(self.inputs)
         return self.inputs[self.position], {}
 
+    def current(self) -> tuple:
+        """The inputs `next` gave last: an untimed call on them warms nothing the next round uses but the weights."""
+        return self.inputs[max(self.position, 0)]
+
 
 CALIBRATION_CALLS = 50
 MAX_ROUNDS = 300_000
@@ -426,7 +431,7 @@ def calibrated_rounds(forward, setup, min_rounds: int, min_time: float) -> int:
 def time_forward(benchmark, suite: Suite, forward, inputs: CyclingInputs, min_rounds: int, warmup_rounds: int) -> list[float] | None:
     """Time `forward` on the cycled inputs for at least `min_rounds` rounds and `options.min_time` seconds, each
     round at full machine speed as far as the quiet gate can tell; record the gate's and the stability verdict."""
-    gate = suite.quiet_gate(inputs.next)
+    gate = suite.quiet_gate(inputs.next, probe=lambda: forward(*inputs.current()))
     with torch.inference_mode():
         rounds = calibrated_rounds(forward, gate, min_rounds, suite.options.min_time)
         benchmark.pedantic(forward, setup=gate, warmup_rounds=warmup_rounds, rounds=rounds)

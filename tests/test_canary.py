@@ -33,7 +33,8 @@ def test_at_full_speed_the_gate_never_waits_and_checks_once_per_interval():
         clock.now += 0.0007  # a 0.7 ms round
     assert len(calls) == 10 and gate.waited == 0
     assert gate.checks == 4  # before the rounds at 0, 2.1, 4.2 and 6.3 ms
-    assert gate.info() == {"machine_speed": 1.0, "measured_while_slow": 0.0, "waited_for_quiet_seconds": 0.0}
+    assert gate.info() == {"machine_speed": 1.0, "measured_while_slow": 0.0, "waited_for_quiet_seconds": 0.0,
+                           "slow_rounds": 0}
 
 
 def test_a_slow_phase_is_waited_out_before_the_next_round():
@@ -72,3 +73,47 @@ def test_the_best_reading_is_the_full_speed_and_calibration_finds_it():
 
 def test_the_spin_canary_times_something():
     assert 0 < spin_canary() < 0.01
+
+
+def paced_gate(probe_seconds, max_wait=10.0):
+    """A gate at full canary speed whose probe takes `probe_seconds` in turn (then 1 ms) on the fake clock."""
+    gate, clock, calls = scripted_gate([], max_wait=max_wait)
+    durations, probes = iter(probe_seconds), []
+
+    def probe():
+        probes.append(clock.now)
+        clock.now += next(durations, 0.001)
+
+    gate.probe = probe
+    return gate, clock, calls, probes
+
+
+def run_rounds(gate, clock, round_seconds):
+    for seconds in round_seconds:
+        gate()
+        clock.now += seconds
+
+
+def test_after_a_long_round_that_ran_slow_the_gate_probes_until_the_benchmark_is_at_its_pace_again():
+    gate, clock, calls, probes = paced_gate([0.0016, 0.0014, 0.0011])
+    run_rounds(gate, clock, [0.001, 0.001, 0.0015, 0.001])
+    gate()
+    assert len(calls) == 5 and len(probes) == 3  # the 1.5 ms round: probes at 1.6 and 1.4 ms are slow, 1.1 ms is not
+    assert gate.slow_rounds == 1
+    assert gate.waited == pytest.approx(3 * 0.001 + 0.0016 + 0.0014 + 0.0011)  # pauses and probes, from the budget
+    assert gate.info()["slow_rounds"] == 1
+
+
+def test_rounds_within_their_usual_spread_or_too_short_to_pace_never_probe():
+    gate, clock, _calls, probes = paced_gate([])
+    run_rounds(gate, clock, [0.001, 0.0012, 0.00124, 0.001])  # at most 1.24x the fastest
+    short, short_clock, _, short_probes = paced_gate([])
+    run_rounds(short, short_clock, [50e-6, 90e-6, 50e-6])  # rounds under 100 us: the canary covers them
+    assert probes == [] and short_probes == [] and gate.waited == 0 and short.waited == 0
+
+
+def test_probing_stops_when_the_waiting_budget_is_spent():
+    gate, clock, calls, probes = paced_gate([0.002] * 100, max_wait=0.01)
+    run_rounds(gate, clock, [0.001, 0.002])
+    gate()
+    assert len(calls) == 3 and 0.01 <= gate.waited < 0.01 + 0.003 and len(probes) == 4

@@ -1,5 +1,7 @@
+import pytest
+
 from helpers import run_pytest
-from sst2mlp.progress import Progress
+from sst2mlp.progress import Progress, fit_line
 
 IDS = ["b.py::test_training[L1-H8-V10-T1-dense-B64]", "b.py::test_training[L1-H8-V20-T1-dense-B64]",
        "b.py::test_inference[L1-H8-V10-T1-dense-B1]", "b.py::test_inference[L1-H8-V20-T1-dense-B1]"]
@@ -42,9 +44,8 @@ def test_before_any_latency_benchmark_the_estimate_is_a_lower_bound_from_the_mea
     assert "unknown left" in lines[-1]  # no training measured yet
     clock.now = 10.0
     progress.benchmark_finished(IDS[0])
-    work_small, work_large = 10 * 8 + 64 + 8, 20 * 8 + 64 + 8
-    assert progress.estimate() == (10.0 / work_small * work_large + 2 * 1.5, True)
-    assert "1/4 benchmarks done, 0m10s elapsed, at least ~0m18s left" in lines[-1]
+    assert progress.estimate() == (10.0 + 2 * 1.5, True)  # one training size measured: the next counts as much
+    assert "1/4 benchmarks done, 0m10s elapsed, at least ~0m13s left" in lines[-1]
     progress.benchmark_started(IDS[1])
     clock.now = 28.0
     progress.benchmark_finished(IDS[1])
@@ -54,15 +55,24 @@ def test_before_any_latency_benchmark_the_estimate_is_a_lower_bound_from_the_mea
     assert progress.estimate() == (4.0, False) and lines[-1].endswith("~0m04s left")  # measured: no longer a bound
 
 
-def test_training_estimates_scale_with_each_configurations_work():
-    clock, lines = FakeClock(), []
-    progress = Progress(IDS, write=lines.append, clock=clock)
-    progress.benchmark_started(IDS[0])
-    clock.now = 10.0
-    progress.benchmark_finished(IDS[0])
-    progress._other_seconds.append(1.0)  # as if a latency benchmark had been measured
-    work_small, work_large = 10 * 8 + 64 + 8, 20 * 8 + 64 + 8
-    assert progress.remaining_seconds() == 10.0 / work_small * work_large + 2 * 1.0
+def test_training_estimates_follow_a_line_through_the_measured_trainings_work():
+    ids = [f"b.py::test_training[L1-H8-V{vocab}-T1-dense-B64]" for vocab in (10, 20, 40)]
+    clock = FakeClock()
+    progress = Progress(ids, write=lambda line: None, clock=clock)
+    for nodeid, seconds in zip(ids[:2], (10.0, 14.0)):
+        progress.benchmark_started(nodeid)
+        clock.now += seconds
+        progress.benchmark_finished(nodeid)
+    work = [vocab * 8 + 64 + 8 for vocab in (10, 20, 40)]  # 152, 232, 392: 4 s more per 80 units of work
+    assert progress.remaining_seconds() == pytest.approx(14.0 + 4.0 * (work[2] - work[1]) / 80)
+
+
+def test_the_training_line_has_no_negative_part_and_is_flat_for_one_size():
+    assert fit_line([100, 200], [10, 30]) == (0.0, pytest.approx(40 / 300))  # a line through (100, 10), (200, 30)
+    # would start at -10 s: proportional instead
+    assert fit_line([100, 200, 300], [20, 30, 40]) == (pytest.approx(10.0), pytest.approx(0.1))
+    assert fit_line([100, 100], [10, 14]) == (12.0, 0.0)
+    assert fit_line([100, 200], [30, 10]) == (20.0, 0.0)  # more work never predicts less time
 
 
 def test_plain_output_writes_occasional_lines():
