@@ -14,15 +14,16 @@ The canary sees only the core. A call that streams tens of megabytes (a whole-de
 k = 10,000) is also slowed by a neighbour that takes the memory bandwidth or the shared cache, and
 a call of several milliseconds spans changes of state the canary checked before it. So for calls
 of at least `PACE_MIN_SECONDS` the benchmark's own rounds are a second canary: after a round that
-took more than `SLOW_ROUND` times the fastest round so far, the gate times untimed calls of the
-benchmark (`probe`) until one runs at its usual pace again, from the same waiting budget. The
+took more than `SLOW_ROUND` times the fastest round on the same inputs (`probe_key`: batches of
+different sizes take different times), the gate times untimed calls of the benchmark on those inputs
+(`probe`) until one runs at its usual pace again, from the same waiting budget. The
 slow round itself stays in the statistics: the gate only decides when the next round starts.
 """
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 QUIET_SPEED = 0.8  # measured here: slow phases read 0.45-0.75 of the best canary, full speed 0.85-1.0
@@ -81,12 +82,13 @@ class QuietGate:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.perf_counter
     probe: Callable[[], object] | None = None
+    probe_key: Callable[[], Hashable] = lambda: None  # which inputs the last round ran on
     waited: float = 0.0
     checks: int = 0
     slow_checks: int = 0  # checks that found the machine slow and waited
     speeds: list[float] = field(default_factory=list)  # the speed at each check that let rounds run
     next_check: float = float("-inf")
-    fastest_round: float = float("inf")
+    fastest_round: dict = field(default_factory=dict)  # per probe_key
     slow_rounds: int = 0  # rounds after which the gate probed until the benchmark ran at its pace again
     released_at: float | None = None
 
@@ -101,18 +103,18 @@ class QuietGate:
         return arguments
 
     def _pace(self, last_round: float) -> None:
-        self.fastest_round = min(self.fastest_round, last_round)
-        if self.fastest_round < PACE_MIN_SECONDS or last_round <= SLOW_ROUND * self.fastest_round:
+        key = self.probe_key()
+        fastest = self.fastest_round[key] = min(self.fastest_round.get(key, last_round), last_round)
+        if fastest < PACE_MIN_SECONDS or last_round <= SLOW_ROUND * fastest:
             return
         self.slow_rounds += 1
         start = self.clock()
-        while self.waited + (self.clock() - start) < self.max_wait:
-            self.sleep(self.pause)
+        while self.waited + (self.clock() - start) < self.max_wait:  # no sleep: a round after one runs cold
             began = self.clock()
             self.probe()
             call = self.clock() - began
-            self.fastest_round = min(self.fastest_round, call)
-            if call <= SLOW_ROUND * self.fastest_round:
+            fastest = self.fastest_round[key] = min(fastest, call)
+            if call <= SLOW_ROUND * fastest:
                 break
         self.waited += self.clock() - start
 

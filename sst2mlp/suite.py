@@ -220,12 +220,13 @@ class Suite:
                 variant, accuracy(variant, dev, self.dev_labels), effective_flops(impl, trained.model, dev), held, shipped)
         return self.variants[(config, impl)]
 
-    def quiet_gate(self, setup, probe=None) -> QuietGate:
-        """`setup` for a latency or throughput benchmark's rounds: waits while the machine is slow (sst2mlp.canary);
-        `probe`, one untimed call of the benchmark, lets it also wait after a long round that ran slow."""
+    def quiet_gate(self, forward, inputs: CyclingInputs) -> QuietGate:
+        """`setup` for the rounds of `forward` on the cycled inputs: waits while the machine is slow, and after a
+        long round that ran slow until an untimed call on the same inputs runs at its pace (sst2mlp.canary)."""
         if self.canary.best is None:
             self.canary.calibrate()
-        return QuietGate(self.canary, setup, self.options.quiet_wait, probe=probe)
+        return QuietGate(self.canary, inputs.next, self.options.quiet_wait,
+                         probe=lambda: forward(*inputs.current()), probe_key=lambda: inputs.position)
 
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:
         """Resident memory one forward pass adds at its peak (outside every timed region)."""
@@ -431,7 +432,7 @@ def calibrated_rounds(forward, setup, min_rounds: int, min_time: float) -> int:
 def time_forward(benchmark, suite: Suite, forward, inputs: CyclingInputs, min_rounds: int, warmup_rounds: int) -> list[float] | None:
     """Time `forward` on the cycled inputs for at least `min_rounds` rounds and `options.min_time` seconds, each
     round at full machine speed as far as the quiet gate can tell; record the gate's and the stability verdict."""
-    gate = suite.quiet_gate(inputs.next, probe=lambda: forward(*inputs.current()))
+    gate = suite.quiet_gate(forward, inputs)
     with torch.inference_mode():
         rounds = calibrated_rounds(forward, gate, min_rounds, suite.options.min_time)
         benchmark.pedantic(forward, setup=gate, warmup_rounds=warmup_rounds, rounds=rounds)

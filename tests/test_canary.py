@@ -1,4 +1,6 @@
 """The quiet gate with a fake clock and scripted canary readings: when it waits, when it stops waiting, what it records."""
+import itertools
+
 import pytest
 
 from sst2mlp.canary import Canary, QuietGate, spin_canary
@@ -100,7 +102,7 @@ def test_after_a_long_round_that_ran_slow_the_gate_probes_until_the_benchmark_is
     gate()
     assert len(calls) == 5 and len(probes) == 3  # the 1.5 ms round: probes at 1.6 and 1.4 ms are slow, 1.1 ms is not
     assert gate.slow_rounds == 1
-    assert gate.waited == pytest.approx(3 * 0.001 + 0.0016 + 0.0014 + 0.0011)  # pauses and probes, from the budget
+    assert gate.waited == pytest.approx(0.0016 + 0.0014 + 0.0011)  # the probes, from the budget
     assert gate.info()["slow_rounds"] == 1
 
 
@@ -116,4 +118,16 @@ def test_probing_stops_when_the_waiting_budget_is_spent():
     gate, clock, calls, probes = paced_gate([0.002] * 100, max_wait=0.01)
     run_rounds(gate, clock, [0.001, 0.002])
     gate()
-    assert len(calls) == 3 and 0.01 <= gate.waited < 0.01 + 0.003 and len(probes) == 4
+    assert len(calls) == 3 and gate.waited == pytest.approx(0.01) and len(probes) == 5
+
+
+def test_each_input_block_is_paced_against_its_own_fastest_round():
+    gate, clock, _calls, probes = paced_gate([])
+    blocks = itertools.cycle([0, 1])
+    position = []
+    gate.setup = lambda: position.append(next(blocks)) or ((), {})
+    gate.probe_key = lambda: position[-1]
+    run_rounds(gate, clock, [0.001, 0.002] * 4)  # a small and a large batch in turn, each at its own pace
+    gate()
+    assert probes == [] and gate.slow_rounds == 0
+    assert gate.fastest_round == {0: 0.001, 1: 0.002}
