@@ -1,11 +1,13 @@
 """Run-to-run agreement of the latency and throughput medians: the same benchmarks run N times back to back.
 
     python benchmarks/agreement.py [--runs 3] [--out DIR] [--progress-run] [pytest options...]
+    python benchmarks/agreement.py --summarize DIR      # the same summary of runs saved earlier
 
 Default: inference and throughput of every impl at L2-H256-V1000 and L2-H256-V10000 (each model trained
 once per run, untimed). Prints, per benchmark, the medians of every run and max/min - 1, then how many
 agree within 10% and within 20% (targets: at least 90% within 10%, all within 20%). Exit status 1 when
-a target is missed. Nothing else may run on the machine meanwhile.
+a target is missed. Nothing else may run on the machine meanwhile. A median marked * was measured
+partly in a slow phase (the quiet gate's waiting budget ran out: `measured_while_slow` > 0).
 
 --progress-run adds one more run with the progress display on (the others run with -q, so without it) and
 counts how many of its medians lie within the other runs' range widened by 10%: the display changes no
@@ -24,8 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ARGS = ["--sst2-layers=2", "--sst2-widths=256", "--sst2-vocabs=1000,10000", "-k", "inference or throughput"]
 
 
+def benchmarks(path: Path) -> list[dict]:
+    """A saved run's benchmarks, each with a name, a median and extra_info; ValueError naming the file otherwise."""
+    try:
+        saved = json.loads(path.read_text())["benchmarks"]
+        for bench in saved:
+            float(bench["stats"]["median"]), str(bench["name"]), dict(bench.get("extra_info") or {})
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: expected a pytest-benchmark JSON file whose benchmarks have a name and "
+                         f"stats.median ({type(error).__name__}: {error})") from error
+    return saved
+
+
 def medians(path: Path) -> dict[str, float]:
-    return {b["name"]: b["stats"]["median"] for b in json.loads(path.read_text())["benchmarks"]}
+    return {b["name"]: b["stats"]["median"] for b in benchmarks(path)}
+
+
+def measured_while_slow(path: Path) -> set[str]:
+    """The benchmarks of a run whose quiet gate ran out of waiting budget and measured some rounds while slow."""
+    return {b["name"] for b in benchmarks(path) if ((b.get("extra_info") or {}).get("measured_while_slow") or 0) > 0}
 
 
 def agreement(runs: list[dict[str, float]]) -> list[tuple[str, list[float], float]]:
@@ -43,12 +62,33 @@ def within_range(runs: list[dict[str, float]], other: dict[str, float], margin: 
     return inside, len(names)
 
 
-def run_once(path: Path, pytest_args: list[str]) -> dict[str, float]:
+def run_once(path: Path, pytest_args: list[str]) -> None:
     command = [sys.executable, "-m", "pytest", "benchmarks/bench_mlp.py", "-p", "no:cacheprovider", *pytest_args,
                f"--benchmark-json={path}"]
     if subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
         raise RuntimeError(f"a run failed: {' '.join(command)}")
-    return medians(path)
+
+
+def summary(runs: list[Path], shown: Path | None = None) -> tuple[list[str], bool]:
+    """The printed lines for saved runs (and a progress-on run), and whether the targets are met."""
+    rows = agreement([medians(path) for path in runs])
+    if not rows:
+        raise ValueError(f"no benchmark was measured by every run of {', '.join(map(str, runs))}")
+    slow = [measured_while_slow(path) for path in runs]
+    lines = []
+    for name, values, spread in rows:
+        marked = [f"{v * 1e6:10.1f}us{'*' if name in slow_names else ' '}" for v, slow_names in zip(values, slow)]
+        lines.append(f"{name:55s} " + " ".join(marked) + f"   {spread:6.1%}")
+    within10 = sum(spread <= 0.10 for *_, spread in rows)
+    within20 = sum(spread <= 0.20 for *_, spread in rows)
+    outside_slow = sum(spread > 0.10 and any(name in names for names in slow) for name, _, spread in rows)
+    lines.append(f"{within10}/{len(rows)} medians within 10% ({within10 / len(rows):.0%}), {within20}/{len(rows)} "
+                 f"within 20%; worst {max(s for *_, s in rows):.1%}; outside 10%: {len(rows) - within10 - outside_slow} "
+                 f"with every run at full speed, {outside_slow} with a median marked *")
+    if shown is not None:
+        inside, total = within_range([medians(path) for path in runs], medians(shown))
+        lines.append(f"progress display on: {inside}/{total} medians within the {len(runs)} runs' range +-10%")
+    return lines, within10 >= 0.9 * len(rows) and within20 == len(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,27 +96,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--progress-run", action="store_true", help="one more run with the progress display on")
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs' JSON (default: a temporary one)")
+    parser.add_argument("--summarize", type=Path, default=None, metavar="DIR",
+                        help="run nothing: summarize the runs saved in DIR by an earlier check")
     args, pytest_args = parser.parse_known_args(argv)
-    out = args.out or Path(tempfile.mkdtemp(prefix="sst2mlp-agreement-"))
-    out.mkdir(parents=True, exist_ok=True)
-    pytest_args = pytest_args or DEFAULT_ARGS
+    if args.summarize is not None:
+        out = args.summarize
+        runs = sorted(out.glob("run*.json"))
+        if len(runs) < 2:
+            print(f"{out}: expected at least two saved runs (run1.json, run2.json, ...)", file=sys.stderr)
+            return 2
+        shown = out / "progress_on.json" if (out / "progress_on.json").exists() else None
+    else:
+        out = args.out or Path(tempfile.mkdtemp(prefix="sst2mlp-agreement-"))
+        out.mkdir(parents=True, exist_ok=True)
+        pytest_args = pytest_args or DEFAULT_ARGS
+        runs = [out / f"run{index + 1}.json" for index in range(args.runs)]
+        shown = out / "progress_on.json" if args.progress_run else None
+        try:
+            for path in runs:
+                run_once(path, ["-q", *pytest_args])
+            if shown is not None:
+                run_once(shown, ["--sst2-progress=on", *pytest_args])
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 2
     try:
-        runs = [run_once(out / f"run{index + 1}.json", ["-q", *pytest_args]) for index in range(args.runs)]
-        shown = run_once(out / "progress_on.json", ["--sst2-progress=on", *pytest_args]) if args.progress_run else None
-    except RuntimeError as error:
+        lines, met = summary(runs, shown)
+    except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    rows = agreement(runs)
-    for name, values, spread in rows:
-        print(f"{name:55s} " + " ".join(f"{v * 1e6:10.1f}us" for v in values) + f"   {spread:6.1%}")
-    within10 = sum(spread <= 0.10 for *_, spread in rows)
-    within20 = sum(spread <= 0.20 for *_, spread in rows)
-    print(f"{within10}/{len(rows)} medians within 10% ({within10 / len(rows):.0%}), {within20}/{len(rows)} within 20%; "
-          f"worst {max(s for *_, s in rows):.1%}; JSON in {out}")
-    if shown is not None:
-        inside, total = within_range(runs, shown)
-        print(f"progress display on: {inside}/{total} medians within the {args.runs} runs' range +-10%")
-    return 0 if within10 >= 0.9 * len(rows) and within20 == len(rows) else 1
+    print("\n".join(lines) + f"\nJSON in {out}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
