@@ -30,8 +30,8 @@ def benchmarks(path: Path) -> list[dict]:
     """A saved run's benchmarks, each with a name, a median and extra_info; ValueError naming the file otherwise."""
     try:
         saved = json.loads(path.read_text())["benchmarks"]
-        for bench in saved:
-            float(bench["stats"]["median"]), str(bench["name"]), dict(bench.get("extra_info") or {})
+        if not all(isinstance(bench["name"], str) and isinstance(bench["stats"]["median"], (int, float)) for bench in saved):
+            raise ValueError("a name that is not text or a median that is not a number")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: expected a pytest-benchmark JSON file whose benchmarks have a name and "
                          f"stats.median ({type(error).__name__}: {error})") from error

@@ -408,7 +408,7 @@ class CyclingInputs:
         return self.inputs[self.position], {}
 
     def current(self) -> tuple:
-        """The inputs `next` gave last: an untimed call on them warms nothing the next round uses but the weights."""
+        """The inputs `next` gave last (for the quiet gate's untimed calls, which must not warm the next round's)."""
         return self.inputs[max(self.position, 0)]
 
 
