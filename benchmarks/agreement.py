@@ -38,13 +38,13 @@ def benchmarks(path: Path) -> list[dict]:
     return saved
 
 
-def medians(path: Path) -> dict[str, float]:
-    return {b["name"]: b["stats"]["median"] for b in benchmarks(path)}
+def medians(saved: list[dict]) -> dict[str, float]:
+    return {b["name"]: b["stats"]["median"] for b in saved}
 
 
-def measured_while_slow(path: Path) -> set[str]:
+def measured_while_slow(saved: list[dict]) -> set[str]:
     """The benchmarks of a run whose quiet gate ran out of waiting budget and measured some rounds while slow."""
-    return {b["name"] for b in benchmarks(path) if ((b.get("extra_info") or {}).get("measured_while_slow") or 0) > 0}
+    return {b["name"] for b in saved if ((b.get("extra_info") or {}).get("measured_while_slow") or 0) > 0}
 
 
 def agreement(runs: list[dict[str, float]]) -> list[tuple[str, list[float], float]]:
@@ -71,10 +71,12 @@ def run_once(path: Path, pytest_args: list[str]) -> None:
 
 def summary(runs: list[Path], shown: Path | None = None) -> tuple[list[str], bool]:
     """The printed lines for saved runs (and a progress-on run), and whether the targets are met."""
-    rows = agreement([medians(path) for path in runs])
+    saved = [benchmarks(path) for path in runs]  # each file read once: unstripped runs hold every round
+    run_medians = [medians(run) for run in saved]
+    rows = agreement(run_medians)
     if not rows:
         raise ValueError(f"no benchmark was measured by every run of {', '.join(map(str, runs))}")
-    slow = [measured_while_slow(path) for path in runs]
+    slow = [measured_while_slow(run) for run in saved]
     lines = []
     for name, values, spread in rows:
         marked = [f"{v * 1e6:10.1f}us{'*' if name in slow_names else ' '}" for v, slow_names in zip(values, slow)]
@@ -86,7 +88,7 @@ def summary(runs: list[Path], shown: Path | None = None) -> tuple[list[str], boo
                  f"within 20%; worst {max(s for *_, s in rows):.1%}; outside 10%: {len(rows) - within10 - outside_slow} "
                  f"with every run at full speed, {outside_slow} with a median marked *")
     if shown is not None:
-        inside, total = within_range([medians(path) for path in runs], medians(shown))
+        inside, total = within_range(run_medians, medians(benchmarks(shown)))
         lines.append(f"progress display on: {inside}/{total} medians within the {len(runs)} runs' range +-10%")
     return lines, within10 >= 0.9 * len(rows) and within20 == len(rows)
 
