@@ -43,3 +43,9 @@ def test_a_corrupt_saved_run_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"run2.json: expected a pytest-benchmark JSON file .*stats"):
         agreement.summary([good, tmp_path / "run2.json"])
     assert agreement.main(["--summarize", str(tmp_path / "missing")]) == 2
+
+
+def test_given_options_refine_the_default_selection_instead_of_replacing_it():
+    arguments = agreement.with_default_selection(["--sst2-quiet-wait=10"])
+    assert arguments[: len(agreement.DEFAULT_ARGS)] == agreement.DEFAULT_ARGS
+    assert arguments[-1] == "--sst2-quiet-wait=10"
