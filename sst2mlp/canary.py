@@ -5,8 +5,8 @@ full speed and a slow state about 1.5-2x slower (another guest on the same physi
 benchmark's median then depends on which state held during most of its rounds, and moves 1.5x
 between back-to-back runs. So the suite times a canary (a fixed, tiny interpreter loop that
 touches no data, so it leaves the benchmark's caches alone) every `check_interval` seconds
-between rounds, outside the timed region, and while it reads slower than `QUIET_SPEED` times the
-session's best, waits before the next round (at most `max_wait` seconds per benchmark; then it
+between rounds, outside the timed region, and while it reads slower than `quiet_speed` (0.8 unless
+`--sst2-quiet-speed` says otherwise) times the session's best, waits before the next round (at most `max_wait` seconds per benchmark; then it
 measures anyway and the benchmark says so). Each benchmark records how fast the machine was when
 its rounds ran (`machine_speed`) and how long it waited. Nothing is rescaled.
 
@@ -83,6 +83,7 @@ class QuietGate:
     clock: Callable[[], float] = time.perf_counter
     probe: Callable[[], object] | None = None
     probe_key: Callable[[], Hashable] = lambda: None  # which inputs the last round ran on
+    quiet_speed: float = QUIET_SPEED  # the canary speed at which rounds may run
     waited: float = 0.0
     checks: int = 0
     slow_checks: int = 0  # checks that found the machine slow and waited
@@ -123,7 +124,7 @@ class QuietGate:
         while True:
             speed = self.canary.speed()
             self.checks += 1
-            if speed >= QUIET_SPEED or self.waited + (self.clock() - start) >= self.max_wait:
+            if speed >= self.quiet_speed or self.waited + (self.clock() - start) >= self.max_wait:
                 break
             self.slow_checks += 1
             self.sleep(self.pause)
@@ -131,12 +132,14 @@ class QuietGate:
         self.speeds.append(speed)
 
     def info(self) -> dict:
-        """machine_speed: median speed when rounds ran; measured_while_slow: the share of them below QUIET_SPEED
-        (non-zero only when the waiting budget ran out); slow_rounds: long rounds after which the gate probed."""
+        """machine_speed: median speed when rounds ran; measured_while_slow: the share of them below quiet_speed
+        (non-zero only when the waiting budget ran out); slow_rounds: long rounds after which the gate probed;
+        quiet_speed: the threshold."""
         released = len(self.speeds)
         return {
             "machine_speed": round(statistics.median(self.speeds), 3) if released else None,
-            "measured_while_slow": round(sum(s < QUIET_SPEED for s in self.speeds) / released, 3) if released else None,
+            "measured_while_slow": round(sum(s < self.quiet_speed for s in self.speeds) / released, 3) if released else None,
             "waited_for_quiet_seconds": round(self.waited, 3),
             "slow_rounds": self.slow_rounds,
+            "quiet_speed": self.quiet_speed,
         }

@@ -50,6 +50,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction above 0 and at most 1, such as 0.8, got {text!r}")
+    return value
+
+
 def choice(values: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if str(text).strip() not in values:
@@ -137,6 +147,9 @@ OPTIONS = (
            "latency and throughput rounds run only while a canary says the machine is at full speed; a benchmark "
            "waits at most this long in all for it (then measures anyway and records the share measured while slow); "
            "0: never wait"),
+    Option("--sst2-quiet-speed", "quiet_speed", fraction, "0.8", "FRACTION",
+           "the canary reading, as a fraction of the session's fastest, at which the machine counts as at full speed "
+           "and rounds may run; 0.9 also waits out the slower part of full speed, at the cost of more waiting"),
     Option("--sst2-progress", "progress", choice(("auto", "on", "off")), "auto", "MODE",
            "a progress line (done/total, elapsed, estimate of the rest) between benchmarks; auto: on unless -q"),
     Option("--sst2-preset", "preset", choice(("none", "quick")), "none", "NAME",
@@ -171,6 +184,7 @@ class SuiteOptions:
     latency_rounds: int = _default("latency_rounds")
     min_time: float = _default("min_time")
     quiet_wait: float = _default("quiet_wait")
+    quiet_speed: float = _default("quiet_speed")
     data_dir: str | None = _default("data_dir")
     seed: int = _default("seed")
     seeds: int | None = _default("seeds")

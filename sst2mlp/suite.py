@@ -225,7 +225,7 @@ class Suite:
         long round that ran slow until an untimed call on the same inputs runs at its pace (sst2mlp.canary)."""
         if self.canary.best is None:
             self.canary.calibrate()
-        return QuietGate(self.canary, inputs.next, self.options.quiet_wait,
+        return QuietGate(self.canary, inputs.next, self.options.quiet_wait, quiet_speed=self.options.quiet_speed,
                          probe=lambda: forward(*inputs.current()), probe_key=lambda: inputs.position)
 
     def peak_memory_of(self, variant: Variant, inputs: tuple) -> int | None:

@@ -19,12 +19,12 @@ class FakeClock:
         self.now += seconds
 
 
-def scripted_gate(readings, max_wait=10.0, check_interval=0.002):
+def scripted_gate(readings, max_wait=10.0, check_interval=0.002, quiet_speed=0.8):
     """A gate whose canary returns `readings` in turn (then full speed), and whose setup counts its calls."""
     clock, readings, calls = FakeClock(), iter(readings), []
     canary = Canary(measure=lambda: next(readings, FULL_SPEED), best=FULL_SPEED)
     gate = QuietGate(canary, lambda: calls.append(clock.now) or ((), {}), max_wait, check_interval,
-                     pause=0.001, sleep=clock.sleep, clock=clock)
+                     pause=0.001, sleep=clock.sleep, clock=clock, quiet_speed=quiet_speed)
     return gate, clock, calls
 
 
@@ -36,7 +36,7 @@ def test_at_full_speed_the_gate_never_waits_and_checks_once_per_interval():
     assert len(calls) == 10 and gate.waited == 0
     assert gate.checks == 4  # before the rounds at 0, 2.1, 4.2 and 6.3 ms
     assert gate.info() == {"machine_speed": 1.0, "measured_while_slow": 0.0, "waited_for_quiet_seconds": 0.0,
-                           "slow_rounds": 0}
+                           "slow_rounds": 0, "quiet_speed": 0.8}
 
 
 def test_a_slow_phase_is_waited_out_before_the_next_round():
@@ -46,6 +46,14 @@ def test_a_slow_phase_is_waited_out_before_the_next_round():
     assert calls == [pytest.approx(0.005)]  # five slow readings, a 1 ms pause after each, then the round
     assert gate.slow_checks == 5 and gate.info()["waited_for_quiet_seconds"] == 0.005
     assert gate.info()["machine_speed"] == 1.0 and gate.info()["measured_while_slow"] == 0.0
+
+
+@pytest.mark.parametrize("quiet_speed, waits", [(0.8, False), (0.9, True)])
+def test_a_stricter_threshold_also_waits_out_the_slower_part_of_full_speed(quiet_speed, waits):
+    gate, _clock, calls = scripted_gate([FULL_SPEED / 0.85] * 3, quiet_speed=quiet_speed)  # three readings of 0.85
+    gate()
+    assert len(calls) == 1 and gate.slow_checks == (3 if waits else 0)
+    assert gate.info()["quiet_speed"] == quiet_speed and gate.info()["machine_speed"] == (1.0 if waits else 0.85)
 
 
 def test_when_the_budget_runs_out_it_measures_anyway_and_says_so():

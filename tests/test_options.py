@@ -51,6 +51,7 @@ def test_defaults_come_from_the_option_records():
         ("--sst2-denormals=off", "argument --sst2-denormals: expected one of flush, keep, got 'off'"),
         ("--sst2-min-time=0", "argument --sst2-min-time: expected a positive number of seconds such as 1.0, got '0'"),
         ("--sst2-quiet-wait=-1", "argument --sst2-quiet-wait: expected a number of seconds, 0 or more, such as 20, got '-1'"),
+        ("--sst2-quiet-speed=1.5", "argument --sst2-quiet-speed: expected a fraction above 0 and at most 1, such as 0.8, got '1.5'"),
         ("--sst2-preset=fast", "argument --sst2-preset: expected one of none, quick, got 'fast'"),
     ],
 )
