@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The gate may wait up to 60 s per benchmark (a full run's default is 10 s): with 10 s, busy phases of the shared
-# VM outlasted the budget in most checks; with 60 s, no benchmark waited more than 12.3 s (README: run-to-run agreement).
+# VM outlasted the budget in most checks; with 60 s, one benchmark of 324 did (README: run-to-run agreement).
 DEFAULT_ARGS = ["--sst2-layers=2", "--sst2-widths=256", "--sst2-vocabs=1000,10000", "-k", "inference or throughput",
                 "--sst2-quiet-wait=60"]
 

@@ -6,8 +6,8 @@ benchmark's median then depends on which state held during most of its rounds, a
 between back-to-back runs. So the suite times a canary (a fixed, tiny interpreter loop that
 touches no data, so it leaves the benchmark's caches alone) every `check_interval` seconds
 between rounds, outside the timed region, and while it reads slower than `quiet_speed` (0.8 unless
-`--sst2-quiet-speed` says otherwise) times the session's best, waits before the next round (at most `max_wait` seconds per benchmark; then it
-measures anyway and the benchmark says so). Each benchmark records how fast the machine was when
+`--sst2-quiet-speed` says otherwise) times the session's best, waits before the next round (at most
+`max_wait` seconds per benchmark; then it measures anyway and the benchmark says so). Each benchmark records how fast the machine was when
 its rounds ran (`machine_speed`) and how long it waited. Nothing is rescaled.
 
 The canary sees only the core. A call that streams tens of megabytes (a whole-dev forward pass at
