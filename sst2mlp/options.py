@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .canary import QUIET_SPEED
 from .impls import IMPL_NAMES, TRAINABLE
 from .machine import DENORMAL_MODES
 from .model import ModelConfig
@@ -30,34 +32,26 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
-def positive_float(text: str) -> float:
+def _number_where(accepts: Callable[[float], bool], expected: str, text: str) -> float:
     try:
         value = float(str(text).strip())
     except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds such as 1.0, got {text!r}")
+        value = float("nan")  # fails every range check below
+    if not accepts(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _number_where(lambda v: 0 < v < math.inf, "a positive number of seconds such as 1.0", text)
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, such as 20, got {text!r}")
-    return value
+    return _number_where(lambda v: 0 <= v < math.inf, "a number of seconds, 0 or more, such as 20", text)
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction above 0 and at most 1, such as 0.8, got {text!r}")
-    return value
+    return _number_where(lambda v: 0 < v <= 1, "a fraction above 0 and at most 1, such as 0.8", text)
 
 
 def choice(values: tuple[str, ...]) -> Callable[[str], str]:
@@ -147,7 +141,7 @@ OPTIONS = (
            "latency and throughput rounds run only while a canary says the machine is at full speed; a benchmark "
            "waits at most this long in all for it (then measures anyway and records the share measured while slow); "
            "0: never wait"),
-    Option("--sst2-quiet-speed", "quiet_speed", fraction, "0.8", "FRACTION",
+    Option("--sst2-quiet-speed", "quiet_speed", fraction, str(QUIET_SPEED), "FRACTION",
            "the canary reading, as a fraction of the session's fastest, at which the machine counts as at full speed "
            "and rounds may run; 0.9 also waits out the slower part of full speed, at the cost of more waiting"),
     Option("--sst2-progress", "progress", choice(("auto", "on", "off")), "auto", "MODE",
