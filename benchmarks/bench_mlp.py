@@ -5,13 +5,15 @@ that every impl's latency and throughput use: no configuration is trained more
 than its rounds need. Under --benchmark-disable each body runs once, untimed.
 """
 import math
-import statistics
 
 import pytest
+import torch
 
-from sst2mlp.suite import LATENCY_WARMUP_EXAMPLES, CyclingInputs, percentiles, round_seconds, time_forward, timing_info
+from sst2mlp.timing import CyclingInputs, time_forward
+from sst2mlp.trained import trainer_of
 from sst2mlp.training import TrainConfig
 
+LATENCY_WARMUP_EXAMPLES = 100
 THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
 
 
@@ -21,41 +23,38 @@ def batch_id(size):
 
 @pytest.mark.benchmark(group="training")
 @pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=batch_id)
-def test_training(described_benchmark, training_runs, suite, pytestconfig, batch_size):
-    described_benchmark.pedantic(
-        training_runs.run,
-        setup=training_runs.setup,
-        warmup_rounds=1,
-        rounds=pytestconfig.sst2_options.train_rounds,
-    )
-    training_runs.finish(extra_seeds=described_benchmark.enabled)
-    described_benchmark.extra_info["epoch_seconds"] = [r.epoch_seconds for r in training_runs.results[1:]]
-    described_benchmark.extra_info["peak_rss_bytes"] = training_runs.peak.bytes
-    described_benchmark.extra_info.update(timing_info(described_benchmark.name, round_seconds(described_benchmark), suite))
+def test_training(benchmark, case, batch_size):
+    runs = case.suite.training_runs(case.config, trainer_of(case.impl), timed=benchmark.enabled)
+    benchmark.pedantic(runs.run, setup=runs.setup, warmup_rounds=1, rounds=case.suite.options.train_rounds)
+    case.suite.write(benchmark, case.training(runs, benchmark), timed=benchmark.stats is not None)
+
+
+def timed(benchmark, case, inputs: CyclingInputs, min_rounds: int, warmup_rounds: int):
+    forward = case.variant.variant.module
+    return time_forward(benchmark, forward, inputs, lambda: case.suite.quiet_gate(forward, inputs), min_rounds,
+                        warmup_rounds, case.suite.options.min_time)
 
 
 @pytest.mark.benchmark(group="inference")
 @pytest.mark.parametrize("batch_size", [1], ids=batch_id)
-def test_inference(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
-    options = pytestconfig.sst2_options
-    examples = CyclingInputs(variant, suite.features(model_config.vocab_size).dev, batch_size)
-    seconds = time_forward(described_benchmark, suite, variant.module, examples, options.latency_rounds,
-                           warmup_rounds=LATENCY_WARMUP_EXAMPLES)
-    if seconds is not None:
-        described_benchmark.extra_info.update(percentiles(seconds))
+def test_inference(benchmark, case, batch_size):
+    examples = CyclingInputs(case.variant.variant, case.dev, batch_size)
+    timing = timed(benchmark, case, examples, case.suite.options.latency_rounds, LATENCY_WARMUP_EXAMPLES)
+    case.suite.write(benchmark, case.inference(timing), timed=timing.timed)
 
 
 @pytest.mark.benchmark(group="throughput")
 @pytest.mark.parametrize("batch_size", [64, "dev"], ids=batch_id)
-def test_throughput(described_benchmark, variant, suite, model_config, pytestconfig, batch_size):
-    dev = suite.features(model_config.vocab_size).dev
+def test_throughput(benchmark, case, batch_size):
+    dev = case.dev
     if batch_size != "dev" and batch_size > len(dev):
         pytest.skip(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
-    batches = CyclingInputs(variant, dev, len(dev) if batch_size == "dev" else batch_size)
-    min_rounds = max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size))
-    seconds = time_forward(described_benchmark, suite, variant.module, batches, min_rounds, warmup_rounds=2)
-    described_benchmark.extra_info["batch_examples"] = batches.batch_size
-    described_benchmark.extra_info["peak_rss_bytes"] = (
-        suite.peak_memory_of(variant, batches.inputs[0]) if batch_size == "dev" else None)  # untimed: one more pass
-    if seconds is not None:
-        described_benchmark.extra_info["examples_per_second"] = batches.batch_size / statistics.median(seconds)
+    batches = CyclingInputs(case.variant.variant, dev, len(dev) if batch_size == "dev" else batch_size)
+    timing = timed(benchmark, case, batches, max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size)), 2)
+    peak = whole_dev_peak(case, batches.inputs[0]) if batch_size == "dev" else None  # untimed: one more pass
+    case.suite.write(benchmark, case.throughput(batches, timing, peak), timed=timing.timed)
+
+
+def whole_dev_peak(case, inputs) -> int | None:
+    with torch.inference_mode():
+        return case.suite.memory.peak_of(lambda: case.variant.variant(*inputs))

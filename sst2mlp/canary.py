@@ -32,14 +32,14 @@ PACE_MIN_SECONDS = 100e-6  # rounds shorter than this are covered by the canary 
 SLOW_ROUND = 1.25  # a round this much slower than the fastest: the machine's state changed (IQR/median at full speed: 2-8%)
 
 
-def spin_canary(repeats: int = 3) -> float:
+def spin_canary(repeats: int = 3, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds of the fastest of `repeats` empty 300-iteration interpreter loops."""
     fastest = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(SPIN_ITERATIONS):
             pass
-        fastest = min(fastest, time.perf_counter() - start)
+        fastest = min(fastest, clock() - start)
     return fastest
 
 

@@ -1,8 +1,13 @@
-"""What a saved benchmark carries: the one definition the suite writes, the report reads and the tests check.
+"""What a saved benchmark carries: typed records whose fields are the contract the suite writes, the report reads
+and the tests check.
 
-Kept free of torch so that the report can import it without loading PyTorch.
+Each group's extra_info is one record (`TrainingInfo`, `InferenceInfo`, `ThroughputInfo`) made of parts; `flatten`
+turns a record into the saved dict, and `extra_info_fields` lists the fields from the same classes, so there is no
+second list to keep in step. Kept free of torch so that the report can import it without loading PyTorch.
 """
 from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
 
 GROUPS = ("training", "inference", "throughput")
 
@@ -12,46 +17,170 @@ PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_s
 # The least a benchmark needs for the report to place it; runs saved by every version of the suite have these.
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
-# What the current suite writes in every group: the configuration, its costs, and which model the accuracy is of.
-MODEL_EXTRA_INFO = (
-    *READABLE_EXTRA_INFO,
-    "impl",
-    "effective_flops",
-    "trained_impl",  # the training impl of the model whose weights this benchmark ran and whose accuracy it records
-    "seed",
-    "train_accuracy",
-    "final_loss",
-    "train_examples",
-    "dev_examples",
-    # how stable the timed rounds were: IQR/median, (max-min)/median, and unstable when IQR/median > 10%
-    "iqr_over_median",
-    "range_over_median",
-    "unstable",
-    "samples",  # what the regression gate compares: medians of 20 consecutive blocks of rounds (training: the rounds)
-)
-# the quiet gate (sst2mlp.canary): the machine's speed while the rounds ran, the share of them measured in a slow
-# phase (the waiting budget ran out), and how long the benchmark waited for full speed
-QUIET_GATE = ("machine_speed", "measured_while_slow", "waited_for_quiet_seconds")
+SST2_DEV_EXAMPLES = 872  # GLUE SST-2's dev split, for runs saved before they recorded `dev_examples`
 
-GROUP_EXTRA_INFO = {
-    "training": ("epoch_seconds", "peak_rss_bytes", "seeds", "seed_trained_impls", "accuracy_seeds", "accuracy_mean", "accuracy_std",
-                 "accuracy_ci95", "train_accuracy_seeds"),
-    "inference": ("p50", "p90", "p99", "model_bytes", "file_bytes", *QUIET_GATE),
-    "throughput": ("batch_examples", "examples_per_second", "model_bytes", "file_bytes", *QUIET_GATE, "peak_rss_bytes"),
-}
+# When a record holds a part or field: always; only when the rounds were timed (not under --benchmark-disable); only
+# for an approximate impl; or "optional", a field added after runs that the report still reads strictly.
+ALWAYS, TIMED, APPROXIMATE, OPTIONAL = None, "timed", "approximate", "optional"
 
 
-def extra_info_fields(group: str) -> tuple[str, ...]:
-    """Every extra_info field the current suite writes for a benchmark of `group`."""
-    if group not in GROUP_EXTRA_INFO:
+def part(cls, when: str | None = ALWAYS):
+    """A field holding a part: a record of its own whose fields are saved side by side with the others."""
+    return field(default=MISSING if when is ALWAYS else None, metadata={"part": cls, "when": when})
+
+
+def optional(default):
+    return field(default=default, metadata={"when": OPTIONAL})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The configuration, its costs, and which model the accuracy is of."""
+
+    num_layers: int
+    hidden_size: int
+    vocab_size: int
+    threads: int
+    impl: str
+    flops: int  # the report's dense count per example
+    effective_flops: float  # what the impl executes per example, averaged over the dev set
+    params: int
+    trained_impl: str  # the training impl of the model whose weights this benchmark ran and whose accuracy it records
+    seed: int
+    accuracy: float  # on dev
+    train_accuracy: float
+    final_loss: float
+    train_examples: int
+    dev_examples: int
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How stable the timed rounds were; `samples` is what the regression gate compares."""
+
+    iqr_over_median: float
+    range_over_median: float
+    unstable: bool  # IQR/median above 10%
+    samples: list[float]  # medians of 20 consecutive blocks of rounds (training: the rounds)
+
+
+@dataclass(frozen=True)
+class QuietGateInfo:
+    """The quiet gate (sst2mlp.canary): the machine's speed while the rounds ran, the share of them measured in a slow
+    phase (the waiting budget ran out), how long the benchmark waited, after how many long rounds it probed."""
+
+    machine_speed: float | None
+    measured_while_slow: float | None
+    waited_for_quiet_seconds: float
+    slow_rounds: int = optional(0)
+    quiet_speed: float | None = optional(None)
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p90: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class Footprint:
+    model_bytes: int  # what the impl holds for its weights once loaded
+    file_bytes: int  # the impl saved as its users would ship it
+
+
+@dataclass(frozen=True)
+class SeedAccuracies:
+    """Dev accuracy of one configuration's models over seeds, in seed order (the training rounds, then extra seeds)."""
+
+    seeds: list[int]
+    seed_trained_impls: list[str]  # the training impl of each seed's model (extra seeds use the sparse trainer)
+    accuracy_seeds: list[float]
+    accuracy_mean: float
+    accuracy_std: float | None
+    accuracy_ci95: list[float] | None
+    train_accuracy_seeds: list[float]
+
+
+@dataclass(frozen=True)
+class ApproximateSeeds:
+    """An approximate impl's own dev accuracy on every seed's dense-trained model, beside the float models'."""
+
+    seeds: list[int]
+    accuracy_seeds: list[float]
+    accuracy_mean: float
+    accuracy_std: float | None
+    accuracy_ci95: list[float] | None
+    reference_accuracy_seeds: list[float]
+
+
+@dataclass(frozen=True)
+class TrainingInfo:
+    model: ModelInfo = part(ModelInfo)
+    seeds: SeedAccuracies = part(SeedAccuracies)
+    epoch_seconds: list[list[float]]  # per timed round
+    peak_rss_bytes: int | None  # resident memory the first (untimed) training added at its peak
+    stability: Stability | None = part(Stability, TIMED)
+
+
+@dataclass(frozen=True)
+class InferenceInfo:
+    model: ModelInfo = part(ModelInfo)
+    footprint: Footprint = part(Footprint)
+    percentiles: Percentiles | None = part(Percentiles, TIMED)
+    gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
+    stability: Stability | None = part(Stability, TIMED)
+    approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
+
+
+@dataclass(frozen=True)
+class ThroughputInfo:
+    model: ModelInfo = part(ModelInfo)
+    footprint: Footprint = part(Footprint)
+    batch_examples: int
+    peak_rss_bytes: int | None  # one whole-dev forward pass (None at batch 64)
+    examples_per_second: float | None = field(default=None, metadata={"when": TIMED})
+    gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
+    stability: Stability | None = part(Stability, TIMED)
+    approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
+
+
+RECORDS = {"training": TrainingInfo, "inference": InferenceInfo, "throughput": ThroughputInfo}
+
+
+def flatten(record) -> dict:
+    """The saved extra_info of a record: its parts' fields side by side; a part that is None is left out."""
+    info = {}
+    for item in fields(record):
+        value = getattr(record, item.name)
+        if "part" not in item.metadata:
+            info[item.name] = value
+        elif value is not None:
+            info.update(flatten(value))
+    return info
+
+
+def _field_names(cls, include_optional: bool) -> list[str]:
+    names = []
+    for item in fields(cls):
+        if item.metadata.get("when") in (APPROXIMATE, OPTIONAL) and not include_optional:
+            continue
+        names += _field_names(item.metadata["part"], include_optional) if "part" in item.metadata else [item.name]
+    return names
+
+
+def extra_info_fields(group: str, include_optional: bool = False) -> tuple[str, ...]:
+    """Every extra_info field the current suite writes for a timed benchmark of `group` (with `include_optional`, also
+    those it writes only for approximate impls, and those that runs saved by earlier versions may lack)."""
+    if group not in RECORDS:
         raise ValueError(f"unknown benchmark group {group!r}; expected one of {', '.join(GROUPS)}")
-    return MODEL_EXTRA_INFO + GROUP_EXTRA_INFO[group]
+    return tuple(dict.fromkeys(_field_names(RECORDS[group], include_optional)))
 
 
 def missing_fields(benchmark: dict) -> list[str]:
     """What a saved benchmark lacks of the contract: 'param X', 'X' (an extra_info field) or 'group ...'."""
     group = benchmark.get("group")
-    if group not in GROUP_EXTRA_INFO:
+    if group not in RECORDS:
         return [f"group {group!r} (expected one of {', '.join(GROUPS)})"]
     params, info = benchmark.get("params") or {}, benchmark.get("extra_info") or {}
     return [f"param {p}" for p in PARAMS if p not in params] + [f for f in extra_info_fields(group) if f not in info]

@@ -102,6 +102,11 @@ class BagOfWords:
         gather += torch.arange(len(gather))
         return BagOfWords(self.indices[gather], new_offsets, self.counts[gather], self.vocab_size)
 
+    def inputs(self, sparse: bool) -> tuple[torch.Tensor, ...]:
+        """A model's forward arguments for these rows: (indices, offsets, counts) for a sparse input layer, else the
+        dense count matrix."""
+        return (self.indices, self.offsets, self.counts) if sparse else (self.dense(),)
+
     def dense(self) -> torch.Tensor:
         out = torch.zeros(len(self), self.vocab_size)
         row_ids = torch.repeat_interleave(torch.arange(len(self)), self.nnz_per_row)

@@ -1,27 +1,31 @@
-"""What a model costs in memory: the bytes its weights take once loaded, the bytes of the file a user would ship,
-and the resident memory a piece of work adds at its peak (Linux: the kernel's high-water mark, reset first).
+"""What a model costs in memory: the bytes of tensors an implementation keeps (each impl record says which tensors,
+sst2mlp.impls), what a training would need, what the machine has, and the resident memory a piece of work adds
+at its peak (Linux: the kernel's high-water mark, reset first).
 
-Bytes are measured from the objects an implementation keeps (tensor storages, int8 packed weights and
-their scales, the fused kernel's own copies), never computed from the parameter count.
+Bytes are measured from the objects an implementation keeps, never computed from the parameter count.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import gc
-import io
-import warnings
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
+
+from .model import ModelConfig
 
 PROC_STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _storage_bytes(tensors) -> int:
-    """Bytes of the distinct storages behind `tensors` (a tensor and its views count once)."""
+def storage_bytes(tensors) -> int:
+    """Bytes of the distinct storages behind `tensors` (a tensor and its views count once); a quantized tensor counts
+    its int8 values and its scales and zero points."""
     seen, total = set(), 0
     for tensor in tensors:
         if tensor.is_quantized:
@@ -36,45 +40,8 @@ def _storage_bytes(tensors) -> int:
 
 def _quantization_bytes(tensor: torch.Tensor) -> int:
     if tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-        return _storage_bytes([tensor.q_per_channel_scales(), tensor.q_per_channel_zero_points()])
+        return storage_bytes([tensor.q_per_channel_scales(), tensor.q_per_channel_zero_points()])
     return 16  # one float64 scale and one int64 zero point
-
-
-def held_tensors(forward) -> list[torch.Tensor]:
-    """The tensors an implementation keeps for its weights."""
-    if hasattr(forward, "state") and not isinstance(forward, nn.Module):  # the fused kernel
-        return list(forward.state())
-    if isinstance(forward, torch.jit.ScriptModule):  # frozen: the weights became graph constants
-        constants = [t for t in forward.code_with_constants[1].const_mapping.values() if isinstance(t, torch.Tensor)]
-        return constants + list(forward.parameters()) + list(forward.buffers())
-    tensors = []
-    for module in forward.modules():
-        packed = getattr(module, "_packed_params", None)
-        if packed is not None and hasattr(packed, "_weight_bias"):  # dynamic int8 Linear: int8 weight, its scale, float bias
-            weight, bias = packed._weight_bias()
-            tensors += [weight] + ([bias] if bias is not None else [])
-        tensors += list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
-    return tensors
-
-
-def model_bytes(forward) -> int:
-    extra = 4 if hasattr(forward, "nbytes") and not isinstance(forward, nn.Module) else 0  # the kernel's float output bias
-    return _storage_bytes(held_tensors(forward)) + extra
-
-
-def file_bytes(forward) -> int:
-    """Size of the implementation saved as its users would ship it: torch.jit.save for TorchScript, a state_dict via
-    torch.save for eager modules (int8 ones included), the fused kernel's tensors via torch.save."""
-    buffer = io.BytesIO()
-    if isinstance(forward, torch.jit.ScriptModule):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still how TorchScript ships
-            torch.jit.save(forward, buffer)
-    elif isinstance(forward, nn.Module):
-        torch.save(forward.state_dict(), buffer)
-    else:
-        torch.save(list(forward.state()), buffer)
-    return buffer.getbuffer().nbytes
 
 
 def available_memory_bytes() -> int | None:
@@ -88,11 +55,10 @@ def available_memory_bytes() -> int | None:
     return None
 
 
-def training_bytes_estimate(num_layers: int, hidden: int, vocab: int, dev_examples: int, batch: int = 64) -> int:
+def training_bytes_estimate(config: ModelConfig, dev_examples: int, batch_size: int) -> int:
     """What training one configuration holds at once, in float32: weights, gradients and Adam's two moments
     (4 copies of the parameters), a dense batch, and the dense dev set the dense impl is timed on."""
-    parameters = (vocab + 1) * hidden + num_layers * (hidden + 1) * hidden + hidden + 1
-    return 4 * (4 * parameters + batch * vocab + dev_examples * (vocab + hidden))
+    return 4 * (4 * config.params + batch_size * config.vocab_size + dev_examples * (config.vocab_size + config.hidden_size))
 
 
 def _status_kib(field: str) -> int:
@@ -146,3 +112,33 @@ class PeakMemory:
         if self.unavailable or start is None:
             return None
         return max(0, _status_kib("VmHWM") * 1024 - start)
+
+
+@dataclass
+class MemoryMeter:
+    """The session's peak-memory readings, and the untimed seconds they (and the byte counts) cost the run."""
+
+    peak: PeakMemory = field(default_factory=PeakMemory)
+    seconds: float = 0.0
+
+    @contextmanager
+    def measuring(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def start(self) -> int | None:
+        with self.measuring():
+            return self.peak.start()
+
+    def added_since(self, start: int | None) -> int | None:
+        return self.peak.added_since(start)
+
+    def peak_of(self, work: Callable[[], object]) -> int | None:
+        """Resident memory `work` adds at its peak (outside every timed region)."""
+        with self.measuring():
+            start = self.peak.start()
+            work()
+            return self.peak.added_since(start)

@@ -4,14 +4,17 @@ Each impl is one `Impl` record in `REGISTRY`: adding an implementation is adding
 """
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import torch
 from torch import nn
 
 from .features import BagOfWords
+from .footprint import storage_bytes
 from .kernel import fused_mlp
 from .model import MLP, convert, linear_flops
 
@@ -27,14 +30,24 @@ class Impl:
     exact: bool  # same logits as dense within float32 rounding
     skips_inactive_units: bool  # hidden layers read only the inputs the ReLU let through
     build: Callable[[MLP, BagOfWords], Forward]  # (trained model, example rows) -> forward callable
+    held_bytes: Callable[[Forward], int]  # bytes of what the built forward keeps for its weights
+    save: Callable[[Forward, BinaryIO], None]  # writes the built forward as its users would ship it
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
 
     def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-        return (bags.indices, bags.offsets, bags.counts) if self.sparse_input else (bags.dense(),)
+        return bags.inputs(self.sparse_input)
 
 
 def _eager(sparse: bool) -> Callable[[MLP, BagOfWords], Forward]:
     return lambda trained, _example: convert(trained, sparse=sparse).eval()
+
+
+def _module_bytes(module: nn.Module) -> int:
+    return storage_bytes([*module.parameters(), *module.buffers()])
+
+
+def _save_state_dict(module: nn.Module, file: BinaryIO) -> None:
+    torch.save(module.state_dict(), file)
 
 
 def _torchscript(trained: MLP, example: BagOfWords) -> Forward:
@@ -46,10 +59,34 @@ def _torchscript(trained: MLP, example: BagOfWords) -> Forward:
         return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
 
+def _torchscript_bytes(module: torch.jit.ScriptModule) -> int:
+    """Frozen: the weights became graph constants."""
+    constants = [t for t in module.code_with_constants[1].const_mapping.values() if isinstance(t, torch.Tensor)]
+    return storage_bytes([*constants, *module.parameters(), *module.buffers()])
+
+
+def _save_torchscript(module: torch.jit.ScriptModule, file: BinaryIO) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still how TorchScript ships
+        torch.jit.save(module, file)
+
+
 def _int8(trained: MLP, _example: BagOfWords) -> Forward:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
         return torch.ao.quantization.quantize_dynamic(convert(trained, sparse=False).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def _int8_bytes(model: nn.Module) -> int:
+    """A dynamic int8 Linear keeps its int8 weight with its scale and a float bias in packed params."""
+    tensors = []
+    for module in model.modules():
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and hasattr(packed, "_weight_bias"):
+            weight, bias = packed._weight_bias()
+            tensors += [weight] + ([bias] if bias is not None else [])
+        tensors += [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+    return storage_bytes(tensors)
 
 
 def _fused(trained: MLP, _example: BagOfWords) -> Forward:
@@ -60,20 +97,32 @@ def _fused_int8_table(trained: MLP, _example: BagOfWords) -> Forward:
     return fused_mlp(trained, int8_table=True)
 
 
+def _fused_bytes(kernel) -> int:
+    return kernel.nbytes  # its tensors and its float output bias, counted by the kernel
+
+
+def _save_fused(kernel, file: BinaryIO) -> None:
+    torch.save(list(kernel.state()), file)
+
+
+_EAGER = {"held_bytes": _module_bytes, "save": _save_state_dict}
+_FUSED = {"held_bytes": _fused_bytes, "save": _save_fused}
 REGISTRY = (
     Impl("dense", "the report's model: nn.Linear on dense count vectors", sparse_input=False, trainable=True,
-         exact=True, skips_inactive_units=False, build=_eager(sparse=False)),
+         exact=True, skips_inactive_units=False, build=_eager(sparse=False), **_EAGER),
     Impl("sparse", "the input layer an EmbeddingBag over the words present", sparse_input=True, trainable=True,
-         exact=True, skips_inactive_units=False, build=_eager(sparse=True)),
+         exact=True, skips_inactive_units=False, build=_eager(sparse=True), **_EAGER),
     Impl("torchscript", "the sparse model traced, frozen and optimized for inference", sparse_input=True,
-         trainable=False, exact=True, skips_inactive_units=False, build=_torchscript),
+         trainable=False, exact=True, skips_inactive_units=False, build=_torchscript, held_bytes=_torchscript_bytes,
+         save=_save_torchscript),
     Impl("fused", "the sparse model's whole forward pass as one C++ call (kernel.py)", sparse_input=True,
-         trainable=False, exact=True, skips_inactive_units=True, build=_fused),
+         trainable=False, exact=True, skips_inactive_units=True, build=_fused, **_FUSED),
     Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", sparse_input=False,
-         trainable=False, exact=False, skips_inactive_units=False, build=_int8),
+         trainable=False, exact=False, skips_inactive_units=False, build=_int8, held_bytes=_int8_bytes,
+         save=_save_state_dict),
     Impl("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)",
          sparse_input=True, trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
-         scales_input_rows=True),
+         scales_input_rows=True, **_FUSED),
 )
 IMPLS = {impl.name: impl for impl in REGISTRY}
 IMPL_NAMES = tuple(IMPLS)
@@ -84,6 +133,11 @@ def get_impl(name: str) -> Impl:
     if name not in IMPLS:
         raise ValueError(f"unknown impl {name!r}; expected one of {', '.join(IMPL_NAMES)}")
     return IMPLS[name]
+
+
+def approximate(names) -> list[str]:
+    """The impls among `names` that change the model's function (int8), in registry order."""
+    return [impl.name for impl in REGISTRY if not impl.exact and impl.name in names]
 
 
 @dataclass
@@ -98,6 +152,16 @@ class Variant:
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.module(*inputs)
+
+    def model_bytes(self) -> int:
+        """What the impl holds for its weights once loaded, measured from the objects it keeps."""
+        return self.impl.held_bytes(self.module)
+
+    def file_bytes(self) -> int:
+        """Size of the impl saved as its users would ship it."""
+        buffer = io.BytesIO()
+        self.impl.save(self.module, buffer)
+        return buffer.getbuffer().nbytes
 
 
 def make_variant(name: str, trained: MLP, example: BagOfWords) -> Variant:

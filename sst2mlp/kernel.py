@@ -60,10 +60,9 @@ def _build():
     return cpp_extension.load(extension_name(), [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
 
 
-def extension_name() -> str:
+def extension_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """sst2mlp_fused_mlp_<hash of the CPU's instruction-set flags>: a -march=native build runs only on such a CPU."""
     description = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         lines = cpuinfo.read_text(errors="replace").splitlines()
         description += next((line for line in lines if line.startswith(("flags", "Features"))), "")

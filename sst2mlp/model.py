@@ -26,6 +26,21 @@ class ModelConfig:
     def id(self) -> str:
         return f"L{self.num_layers}-H{self.hidden_size}-V{self.vocab_size}"
 
+    def _layers(self) -> list[tuple[int, int]]:
+        """(in_features, out_features) of every Linear layer: input projection, hidden layers, output logit."""
+        hidden = self.hidden_size
+        return [(self.vocab_size, hidden), *[(hidden, hidden)] * self.num_layers, (hidden, 1)]
+
+    @property
+    def flops(self) -> int:
+        """FLOPs per example as the report counts them (count_flops gives the same from a module)."""
+        return sum(linear_flops(m, n) for m, n in self._layers())
+
+    @property
+    def params(self) -> int:
+        """Weights and biases (count_params gives the same from a module)."""
+        return sum((m + 1) * n for m, n in self._layers())
+
 
 class SparseLinear(nn.Module):
     """x @ W.T + b for count vectors given as (indices, offsets, counts): nn.EmbeddingBag(mode="sum") plus a bias.
@@ -66,8 +81,7 @@ class MLP(nn.Module):
         return cls(config.num_layers, config.hidden_size, config.vocab_size, sparse=sparse)
 
     def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-        """The forward arguments for these rows: a dense count matrix, or (indices, offsets, counts)."""
-        return (bags.indices, bags.offsets, bags.counts) if self.sparse else (bags.dense(),)
+        return bags.inputs(self.sparse)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.input(*inputs))

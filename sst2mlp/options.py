@@ -202,12 +202,19 @@ class SuiteOptions:
 
     @classmethod
     def from_pytest(cls, getoption: Callable[[str], Any]) -> SuiteOptions:
-        """The options as pytest parsed them (each value has been through its Option's parser); a preset fills
-        the options left at their defaults."""
-        values = {option.field: getoption(option.flag) for option in OPTIONS}
-        for name, text in PRESETS.get(values["preset"], {}).items():
-            if values[name] == BY_FIELD[name].default_value():
-                values[name] = BY_FIELD[name].parse(text)
+        """The options as pytest parsed them (each given value has been through its Option's parser; one left out is
+        None): a preset fills the options left out, the defaults the rest. An option given explicitly wins, even at
+        its default value."""
+        given = {option.field: getoption(option.flag) for option in OPTIONS}
+        preset = PRESETS.get(given["preset"] or _default("preset"), {})
+        values = {}
+        for option in OPTIONS:
+            if given[option.field] is not None:
+                values[option.field] = given[option.field]
+            elif option.field in preset:
+                values[option.field] = option.parse(preset[option.field])
+            else:
+                values[option.field] = option.default_value()
         return cls(**values)
 
     def grid(self) -> list[ModelConfig]:

@@ -1,7 +1,7 @@
 """A progress line for long runs: the benchmark running now, done/total, elapsed time and an honest estimate of the rest.
 
 The estimate comes only from what this run has measured: for training benchmarks a straight line through
-their wall times against their work (multiply-adds per example of the configuration; a fixed part covers
+their wall times against their work (FLOPs per example of the configuration; a fixed part covers
 the rounds' set-up and the untimed extra seeds), flat until two sizes were measured, and the mean wall time of
 the latency and throughput benchmarks finished so far. Until the first of those has run, each counts at
 its known floor (`min_other_seconds`: every one measures at least --sst2-min-time) and the estimate is shown
@@ -10,21 +10,22 @@ benchmarks or between training rounds, never inside a timed region.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-_CONFIG = re.compile(r"L(\d+)-H(\d+)-V(\d+)")
 
+@dataclass(frozen=True)
+class Planned:
+    """A benchmark the run will execute: a training one carries its work (the configuration's FLOPs per example,
+    which its training time grows with)."""
 
-def training_work(nodeid: str) -> float | None:
-    """Multiply-adds per example of the configuration in a benchmark id (its training's cost grows with it)."""
-    match = _CONFIG.search(nodeid)
-    if not match:
-        return None
-    layers, hidden, vocab = map(int, match.groups())
-    return vocab * hidden + layers * hidden * hidden + hidden
+    nodeid: str
+    work: float | None = None  # None: a latency or throughput benchmark
+
+    @property
+    def training(self) -> bool:
+        return self.work is not None
 
 
 def fit_line(works: list[float], seconds: list[float]) -> tuple[float, float]:
@@ -50,7 +51,7 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class Progress:
-    nodeids: list[str]  # every benchmark the run will execute, in order
+    planned: list[Planned]  # every benchmark the run will execute, in order
     write: Callable[[str], None]  # writes one line (a terminal line is rewritten in place by the caller)
     clock: Callable[[], float] = time.monotonic
     every: float = 30.0  # seconds between plain lines when the output is not a terminal
@@ -67,10 +68,10 @@ class Progress:
 
     def __post_init__(self):
         self.start = self.clock()
+        self._by_id = {benchmark.nodeid: benchmark for benchmark in self.planned}
 
-    @staticmethod
-    def is_training(nodeid: str) -> bool:
-        return "test_training[" in nodeid
+    def __contains__(self, nodeid: str) -> bool:
+        return nodeid in self._by_id
 
     def benchmark_started(self, nodeid: str) -> None:
         self.current, self.detail, self._began = nodeid, "", self.clock()
@@ -83,14 +84,14 @@ class Progress:
 
     def benchmark_finished(self, nodeid: str) -> None:
         seconds = self.clock() - self._began
-        work = training_work(nodeid)
-        if self.is_training(nodeid) and work:
-            self._trainings.append((work, seconds))
-        elif not self.is_training(nodeid):
+        benchmark = self._by_id[nodeid]
+        if benchmark.training:
+            self._trainings.append((benchmark.work, seconds))
+        else:
             self._other_seconds.append(seconds)
         self.done += 1
         self.current, self.detail = None, ""
-        self._show(force=self.done == len(self.nodeids))
+        self._show(force=self.done == len(self.planned))
 
     def remaining_seconds(self) -> float | None:
         """The estimate for the benchmarks not finished yet; None while a training still to run has no basis."""
@@ -101,15 +102,15 @@ class Progress:
         """(seconds left, whether that is only a lower bound), or None while a training still to run has no basis.
 
         Latency and throughput benchmarks count at their measured mean, or at their floor before any has run."""
-        left = self.nodeids[self.done:]
+        left = self.planned[self.done:]
         total, lower_bound = 0.0, False
         training = fit_line(*map(list, zip(*self._trainings))) if self._trainings else None
-        for nodeid in left:
-            if self.is_training(nodeid):
+        for benchmark in left:
+            if benchmark.training:
                 if training is None:
                     return None
                 fixed, per_work = training
-                total += fixed + per_work * (training_work(nodeid) or 0)
+                total += fixed + per_work * benchmark.work
             elif self._other_seconds:
                 total += sum(self._other_seconds) / len(self._other_seconds)
             elif self.min_other_seconds > 0:
@@ -127,7 +128,7 @@ class Progress:
         else:
             left = ("at least " if estimate[1] else "") + f"~{_duration(estimate[0])}"
         now = f" | {self.current.split('::')[-1]}" + (f" {self.detail}" if self.detail else "") if self.current else ""
-        return (f"sst2mlp: {self.done}/{len(self.nodeids)} benchmarks done, {_duration(self.clock() - self.start)} elapsed, "
+        return (f"sst2mlp: {self.done}/{len(self.planned)} benchmarks done, {_duration(self.clock() - self.start)} elapsed, "
                 f"{left} left{now}")
 
     def _show(self, force: bool = False) -> None:

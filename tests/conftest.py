@@ -39,7 +39,7 @@ def sst2(suite):
     """The real SST-2, for the tests that need it. Without a copy (no --sst2-data, no $SST2_DATA_DIR, hub
     unreachable) they are skipped with one reason; where a copy was pointed at, a problem with it fails them."""
     try:
-        return suite.data
+        return suite.corpus.data
     except DataError as error:
         message = str(error)
     if resolve_data_dir(suite.options.data_dir) is not None:

@@ -1,10 +1,15 @@
-"""Shared by the test modules: running pytest on the suite in a subprocess."""
+"""Shared by the test modules: running pytest on the suite in a subprocess, and parsing its options in-process."""
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from sst2mlp import plugin
+from sst2mlp.options import SuiteOptions
+
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = ("--sst2-quiet-wait=0", "-p", "no:cacheprovider")  # suite runs in tests: no waiting for a quiet machine
 
 
 def run_pytest(*args, timeout=300, env=None):
@@ -18,3 +23,36 @@ def assert_usage_error(option: str, expected: str) -> None:
     """Collecting the suite with `option` stops with pytest's usage error (exit 4) and says `expected`."""
     run = run_pytest("benchmarks/", "--collect-only", "-q", option)
     assert run.returncode == 4 and expected in run.stderr, run.stderr
+
+
+class ArgparseGroup:
+    """Stands in for pytest's option group: the plugin's options registered on a plain argparse parser, which
+    gives the same 'argument --flag: ...' messages as pytest's usage error, in-process."""
+
+    def __init__(self):
+        self.parser = argparse.ArgumentParser(exit_on_error=False)
+
+    def getgroup(self, *args):
+        return self
+
+    def addoption(self, flag, **kwargs):
+        self.parser.add_argument(flag, **kwargs)
+
+
+def parsed(*arguments) -> SuiteOptions:
+    """SuiteOptions from command-line arguments, through the plugin's options as pytest registers them."""
+    group = ArgparseGroup()
+    plugin.pytest_addoption(group)
+    namespace = group.parser.parse_args(arguments)
+    return SuiteOptions.from_pytest(lambda flag: getattr(namespace, flag.lstrip("-").replace("-", "_")))
+
+
+def parse_error(option: str) -> str:
+    group = ArgparseGroup()
+    plugin.pytest_addoption(group)
+    try:
+        namespace = group.parser.parse_args([option])
+        SuiteOptions.from_pytest(lambda flag: getattr(namespace, flag.lstrip("-").replace("-", "_")))
+    except (argparse.ArgumentError, ValueError) as error:
+        return str(error)
+    raise AssertionError(f"{option} was accepted")

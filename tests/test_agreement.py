@@ -1,19 +1,17 @@
-"""The run-to-run agreement check's summary (benchmarks/agreement.py) on hand-made saved runs: no benchmark runs."""
-import importlib.util
+"""The run-to-run agreement check's summary (sst2mlp.report.agreement) on hand-made saved runs: no benchmark runs."""
 import json
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location("agreement", Path(__file__).parents[1] / "benchmarks" / "agreement.py")
-agreement = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(agreement)
+from helpers import ROOT
+from sst2mlp.report import agreement
 
 
 def saved_run(path: Path, medians: dict[str, float], slow: tuple[str, ...] = ()) -> Path:
     benchmarks = [{"name": name, "stats": {"median": median}, "extra_info": {"measured_while_slow": 0.5 if name in slow else 0.0}}
                   for name, median in medians.items()]
-    path.write_text(json.dumps({"benchmarks": benchmarks}))
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": benchmarks}))
     return path
 
 
@@ -39,13 +37,18 @@ def test_targets_are_met_at_nine_in_ten_within_10_percent_and_all_within_20(tmp_
 
 def test_a_corrupt_saved_run_is_named(tmp_path):
     good = saved_run(tmp_path / "run1.json", {"b": 1.0})
-    (tmp_path / "run2.json").write_text('{"benchmarks": [{"name": "b"}]}')
+    (tmp_path / "run2.json").write_text('{"machine_info": {}, "benchmarks": [{"name": "b"}]}')
     with pytest.raises(ValueError, match=r"run2.json: expected a pytest-benchmark JSON file .*stats"):
         agreement.summary([good, tmp_path / "run2.json"])
     assert agreement.main(["--summarize", str(tmp_path / "missing")]) == 2
 
 
-def test_given_options_refine_the_default_selection_instead_of_replacing_it():
-    arguments = agreement.with_default_selection(["--sst2-quiet-wait=10"])
-    assert arguments[: len(agreement.DEFAULT_ARGS)] == agreement.DEFAULT_ARGS
-    assert arguments[-1] == "--sst2-quiet-wait=10"
+def test_given_options_come_after_the_default_selection_so_that_pytest_keeps_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    commands = []
+    monkeypatch.setattr(agreement.subprocess, "run", lambda command, **kwargs: commands.append(command) or
+                        type("Done", (), {"returncode": 0})())
+    monkeypatch.setattr(agreement, "summary", lambda runs, shown: (["ok"], True))
+    assert agreement.main(["--runs", "1", "--out", str(tmp_path), "--sst2-quiet-wait=10"]) == 0
+    command = commands[0]
+    assert command.index("--sst2-quiet-wait=60") < command.index("--sst2-quiet-wait=10")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sst2mlp import MLP, Vocabulary, accuracy, featurize
-from sst2mlp.footprint import PeakMemory, file_bytes, model_bytes
+from sst2mlp.footprint import PeakMemory
 from sst2mlp.impls import REGISTRY, make_variant
 from sst2mlp.training import TrainConfig, train
 
@@ -20,31 +20,31 @@ def test_float_impls_hold_four_bytes_per_parameter():
     model, bags = small_model()
     parameters = (4 + 1) * 8 + (8 + 1) * 8 + (8 + 1)  # input, hidden and output layers with their biases
     for impl in ("dense", "sparse", "torchscript"):
-        assert model_bytes(make_variant(impl, model, bags).module) == 4 * parameters, impl
-    assert model_bytes(make_variant("fused", model, bags).module) == 4 * parameters  # its copies, output bias included
+        assert make_variant(impl, model, bags).model_bytes() == 4 * parameters, impl
+    assert make_variant("fused", model, bags).model_bytes() == 4 * parameters  # its copies, output bias included
 
 
 def test_int8_holds_one_byte_per_weight_plus_float_biases_and_scales():
     model, bags = small_model()
     weights, biases = 4 * 8 + 8 * 8 + 8, 8 + 8 + 1
-    assert model_bytes(make_variant("int8", model, bags).module) == weights + 4 * biases + 3 * 16  # a scale and zero point per layer
+    assert make_variant("int8", model, bags).model_bytes() == weights + 4 * biases + 3 * 16  # a scale and zero point per layer
     # the int8 table: 1 byte per input weight and a float scale per row; the rest stays float32
-    assert model_bytes(make_variant("fused-int8", model, bags).module) == 4 * 8 + 4 * 4 + 4 * (8 + 8 * 8 + 8 + 8 + 1)
+    assert make_variant("fused-int8", model, bags).model_bytes() == 4 * 8 + 4 * 4 + 4 * (8 + 8 * 8 + 8 + 8 + 1)
 
 
 @pytest.mark.parametrize("impl", ["int8", "fused-int8"])
 def test_int8_impls_are_at_most_30_percent_of_float_for_the_big_configurations(impl):
     model, bags = small_model(num_layers=2, hidden=256, vocab=10_000)
-    dense = model_bytes(make_variant("dense", model, bags).module)
+    dense = make_variant("dense", model, bags).model_bytes()
     assert dense == 4 * 2_692_097
-    assert model_bytes(make_variant(impl, model, bags).module) <= 0.30 * dense
+    assert make_variant(impl, model, bags).model_bytes() <= 0.30 * dense
 
 
 def test_file_bytes_are_the_weights_plus_a_small_container_overhead():
     model, bags = small_model(num_layers=2, hidden=256, vocab=10_000)
     for impl in [impl.name for impl in REGISTRY]:
-        forward = make_variant(impl, model, bags).module
-        held, shipped = model_bytes(forward), file_bytes(forward)
+        variant = make_variant(impl, model, bags)
+        held, shipped = variant.model_bytes(), variant.file_bytes()
         assert held <= shipped <= held + 20_000, impl
 
 

@@ -6,7 +6,7 @@ import pytest
 from test_report import NEW, NEW_AGAIN, OLD
 
 from sst2mlp.report.cli import main
-from sst2mlp.report.gate import FASTER, SLOW_PHASE, SLOWER, compare
+from sst2mlp.report.gate import FASTER, SLOW_PHASE, SLOWER, _slow_phase, compare
 
 FUSED = "test_inference[L2-H128-V1000-T1-fused-B1]"
 
@@ -83,8 +83,15 @@ def test_runs_from_different_set_ups_are_refused_unless_allowed(tmp_path, capsys
     path = write(tmp_path, "other.json", other)
     assert main(["check", str(NEW), str(path)]) == 2
     assert "different set-ups (threads [1] vs [2])" in capsys.readouterr().err
-    assert main(["check", str(NEW), str(path), "--allow-different-machines"]) in (0, 1)
-    assert "note: different set-ups, compared as asked" in capsys.readouterr().out
+    same_run = json.loads(NEW.read_text())
+    same_run["machine_info"]["torch"]["threads"] = [2]
+    assert main(["check", str(NEW), str(write(tmp_path, "same.json", same_run)), "--allow-different-machines"]) == 0
+    assert "note: different set-ups, compared as asked: threads [1] vs [2]" in capsys.readouterr().out
+
+
+def test_a_run_whose_canary_never_ran_counts_as_not_slow():
+    assert not _slow_phase({"extra_info": {"machine_speed": None}})
+    assert _slow_phase({"extra_info": {"machine_speed": 0.5}}) and not _slow_phase({"extra_info": {}})
 
 
 def test_runs_saved_without_samples_are_not_judged():

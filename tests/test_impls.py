@@ -157,11 +157,16 @@ def test_fused_rejects_mismatched_parameters():
         extension.FusedMLP(torch.zeros(4, 8), torch.zeros(8, dtype=torch.float64), [], [], torch.zeros(8), 0.0)
 
 
-def test_the_kernel_library_is_named_after_the_cpu_it_was_built_for():
-    name = kernel.extension_name()
+def test_the_kernel_library_is_named_after_the_cpu_it_was_built_for(tmp_path):
+    avx2, avx512 = tmp_path / "avx2", tmp_path / "avx512"
+    avx2.write_text("processor\t: 0\nmodel name\t: A\nflags\t\t: fpu sse avx2\n")
+    avx512.write_text("processor\t: 0\nmodel name\t: B\nflags\t\t: fpu sse avx2 avx512f\n")
+    name = kernel.extension_name(avx2)
     assert name.startswith("sst2mlp_fused_mlp_") and len(name) == len("sst2mlp_fused_mlp_") + 10
     assert name.isidentifier()  # it becomes the Python module's name
-    assert kernel.extension_name() == name
+    assert kernel.extension_name(avx512) != name  # other instruction sets: another library
+    (tmp_path / "same").write_text(avx2.read_text().replace("model name\t: A", "model name\t: C"))
+    assert kernel.extension_name(tmp_path / "same") == name  # only the flags decide
 
 
 def test_a_failed_kernel_build_names_the_impl_and_the_fix_once(monkeypatch):

@@ -4,7 +4,7 @@ import sys
 import torch
 
 from sst2mlp import MLP, TrainConfig, Vocabulary, featurize, train
-from sst2mlp.machine import busy_warning, denormals
+from sst2mlp.machine import busy_warning, denormals, flushing_denormals, set_denormals
 from sst2mlp.training import make_optimizer
 
 TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
@@ -36,10 +36,10 @@ def _train_and_count(mode: str) -> int:
     model = MLP(1, 8, bags.vocab_size, sparse=True)
     config = TrainConfig(epochs=1, batch_size=1, seed=0)
     optimizer = make_optimizer(model, config)
-    with denormals(mode):
+    with denormals(mode):  # counted inside: under flushing, a comparison reads a denormal as zero
         train(model, bags, labels, config, optimizer)
-    moments = torch.cat([state["exp_avg"].flatten() for state in optimizer.state.values()])
-    return int(((moments != 0) & (moments.abs() < TINY)).sum())
+        moments = torch.cat([state["exp_avg"].flatten() for state in optimizer.state.values()])
+        return int(((moments != 0) & (moments.abs() < TINY)).sum())
 
 
 def test_flushing_leaves_no_denormal_in_the_optimizer_state():
@@ -61,10 +61,19 @@ def test_worker_threads_started_after_the_setting_inherit_it():
     assert counts == {"keep": 1 << 22, "flush": 0}
 
 
-def test_the_denormal_setting_is_restored():
-    with denormals("flush"):
-        assert torch.tensor([TINY / 4]).mul(1.0).item() == 0.0
-    assert torch.tensor([TINY / 4]).mul(1.0).item() > 0.0
+def test_the_denormal_setting_is_restored_to_what_it_was():
+    before = flushing_denormals()
+    try:
+        for outer in ("keep", "flush"):
+            set_denormals(outer)
+            with denormals("flush"):
+                assert torch.tensor([TINY]).div(4).mul(1.0).item() == 0.0
+                with denormals("keep"):
+                    assert torch.tensor([TINY]).div(4).mul(1.0).item() > 0.0
+                assert flushing_denormals()  # the inner block gave back the outer one's mode
+            assert flushing_denormals() == (outer == "flush")
+    finally:
+        set_denormals("flush" if before else "keep")
 
 
 def test_busy_machine_warnings_name_the_cause():

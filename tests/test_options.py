@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import ROOT, assert_usage_error, run_pytest
+from helpers import ROOT, assert_usage_error, parse_error, parsed, run_pytest
 from sst2mlp.impls import IMPL_NAMES
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
@@ -55,8 +55,20 @@ def test_defaults_come_from_the_option_records():
         ("--sst2-preset=fast", "argument --sst2-preset: expected one of none, quick, got 'fast'"),
     ],
 )
-def test_malformed_option_is_a_usage_error(option, expected):
-    assert_usage_error(option, expected)
+def test_malformed_option_is_refused_with_the_flag_and_the_expectation(option, expected):
+    assert expected in parse_error(option)
+
+
+def test_pytest_stops_a_malformed_option_with_a_usage_error():
+    assert_usage_error("--sst2-layers=1,x", "argument --sst2-layers: expected a comma-separated list of positive integers")
+
+
+def test_an_option_given_at_its_default_value_wins_over_the_preset():
+    quick = parsed("--sst2-preset=quick")
+    assert (quick.train_rounds, quick.layers, quick.quiet_wait) == (2, (1, 2), 2.0)
+    explicit = parsed("--sst2-preset=quick", "--sst2-train-rounds=4", "--sst2-layers=1,2,4")
+    assert (explicit.train_rounds, explicit.layers, explicit.widths) == (4, (1, 2, 4), (128, 256))
+    assert parsed() == SuiteOptions()  # nothing given: the option records' defaults
 
 
 def test_missing_data_folder_is_a_usage_error(tmp_path):

@@ -1,10 +1,12 @@
 import pytest
 
-from helpers import run_pytest
-from sst2mlp.progress import Progress, fit_line
+from helpers import QUIET, run_pytest
+from sst2mlp.plugin import shows_progress
+from sst2mlp.progress import Planned, Progress, fit_line
 
 IDS = ["b.py::test_training[L1-H8-V10-T1-dense-B64]", "b.py::test_training[L1-H8-V20-T1-dense-B64]",
        "b.py::test_inference[L1-H8-V10-T1-dense-B1]", "b.py::test_inference[L1-H8-V20-T1-dense-B1]"]
+PLANNED = [Planned(IDS[0], work=10.0), Planned(IDS[1], work=20.0), Planned(IDS[2]), Planned(IDS[3])]
 
 
 class FakeClock:
@@ -17,7 +19,7 @@ class FakeClock:
 
 def test_the_estimate_appears_only_once_each_kind_was_measured_and_follows_the_work():
     clock, lines = FakeClock(), []
-    progress = Progress(IDS, write=lines.append, clock=clock)
+    progress = Progress(PLANNED, write=lines.append, clock=clock)
     progress.benchmark_started(IDS[0])
     assert lines[-1].startswith("sst2mlp: 0/4 benchmarks done, 0m00s elapsed, unknown left | test_training[L1-H8-V10-T1-dense-B64]")
     progress.training_round(0, 5)
@@ -39,7 +41,7 @@ def test_the_estimate_appears_only_once_each_kind_was_measured_and_follows_the_w
 
 def test_before_any_latency_benchmark_the_estimate_is_a_lower_bound_from_the_measuring_floor():
     clock, lines = FakeClock(), []
-    progress = Progress(IDS, write=lines.append, clock=clock, min_other_seconds=1.5)
+    progress = Progress(PLANNED, write=lines.append, clock=clock, min_other_seconds=1.5)
     progress.benchmark_started(IDS[0])
     assert "unknown left" in lines[-1]  # no training measured yet
     clock.now = 10.0
@@ -57,13 +59,14 @@ def test_before_any_latency_benchmark_the_estimate_is_a_lower_bound_from_the_mea
 
 def test_training_estimates_follow_a_line_through_the_measured_trainings_work():
     ids = [f"b.py::test_training[L1-H8-V{vocab}-T1-dense-B64]" for vocab in (10, 20, 40)]
+    work = [152, 232, 392]
     clock = FakeClock()
-    progress = Progress(ids, write=lambda line: None, clock=clock)
+    progress = Progress([Planned(i, w) for i, w in zip(ids, work)], write=lambda line: None, clock=clock)
     for nodeid, seconds in zip(ids[:2], (10.0, 14.0)):
         progress.benchmark_started(nodeid)
         clock.now += seconds
         progress.benchmark_finished(nodeid)
-    work = [vocab * 8 + 64 + 8 for vocab in (10, 20, 40)]  # 152, 232, 392: 4 s more per 80 units of work
+    # 4 s more per 80 units of work
     assert progress.remaining_seconds() == pytest.approx(14.0 + 4.0 * (work[2] - work[1]) / 80)
 
 
@@ -77,7 +80,7 @@ def test_the_training_line_has_no_negative_part_and_is_flat_for_one_size():
 
 def test_plain_output_writes_occasional_lines():
     clock, lines = FakeClock(), []
-    progress = Progress(IDS, write=lines.append, clock=clock, terminal=False, every=30.0)
+    progress = Progress(PLANNED, write=lines.append, clock=clock, terminal=False, every=30.0)
     for nodeid in IDS:
         progress.benchmark_started(nodeid)
         clock.now += 5.0
@@ -85,12 +88,15 @@ def test_plain_output_writes_occasional_lines():
     assert len(lines) == 2 and lines[-1].startswith("sst2mlp: 4/4 benchmarks done, 0m20s elapsed, ~0m00s left")
 
 
-def test_the_run_shows_progress_unless_switched_off(tiny_glue):
+def test_the_run_shows_progress_on_a_plain_output(tiny_glue):
     args = ("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=15",
-            "--sst2-impls=dense", "--sst2-train-rounds=1", "--sst2-min-time=0.001", "-p", "no:cacheprovider")
+            "--sst2-impls=dense", "--sst2-train-rounds=1", "--sst2-min-time=0.001", *QUIET)
     shown = run_pytest(*args, "--sst2-progress=on")
     # not a terminal here: the first line and the last one (the rest every 30 s)
     assert shown.returncode == 0 and "sst2mlp: 0/4 benchmarks done" in shown.stdout, shown.stdout[-2000:]
     assert "sst2mlp: 4/4 benchmarks done" in shown.stdout
-    assert "benchmarks done" not in run_pytest(*args, "--sst2-progress=off").stdout
-    assert "benchmarks done" not in run_pytest(*args, "-q").stdout  # auto: -q means quiet
+
+
+@pytest.mark.parametrize("option, verbosity, shown", [("on", -1, True), ("off", 0, False), ("auto", 0, True), ("auto", -1, False)])
+def test_progress_shows_unless_switched_off_or_quiet(option, verbosity, shown):
+    assert shows_progress(option, verbosity) is shown

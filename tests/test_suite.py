@@ -1,23 +1,28 @@
+import dataclasses
 import json
+import re
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from helpers import run_pytest
+from helpers import QUIET, run_pytest
 from sst2mlp import contract
+from sst2mlp.case import BenchmarkCase
 from sst2mlp.machine import update_machine_info
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import SuiteOptions
-from sst2mlp.suite import Suite, TrainingRuns, percentiles
+from sst2mlp.suite import Suite
+from sst2mlp.trained import trainer_of
 from sst2mlp.training import accuracy
 
 TINY_GRID = ("--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2-train-rounds=2", "--sst2-latency-rounds=50",
-             "--sst2-min-time=0.01", "-p", "no:cacheprovider")
+             "--sst2-min-time=0.01", *QUIET)
 
 
 def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue):
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=10,500",
-                     "--sst2-impls=dense", "-k", "training", "-p", "no:cacheprovider")
+                     "--sst2-impls=dense", "-k", "training", *QUIET)
     assert run.returncode == 4  # stopped once, before any benchmark
     assert run.stdout.count("--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split") == 1
     assert "features.py" not in run.stdout  # the message, not a traceback into the library
@@ -56,43 +61,104 @@ def test_machine_info_describes_the_fused_kernel_only_when_it_runs(monkeypatch):
     assert machine_info["fused_kernel"]["compiler_version"].startswith("unavailable (")
 
 
-def test_percentiles():
-    assert percentiles([float(i) for i in range(101)]) == {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+class FakeBenchmark:
+    """What the suite's records read of pytest-benchmark's fixture after pedantic: timed, or not (--benchmark-disable)."""
+
+    def __init__(self, group, rounds=None, name="b"):
+        self.group, self.name, self.extra_info, self.enabled = group, name, {}, rounds is not None
+        self.stats = None if rounds is None else SimpleNamespace(stats=SimpleNamespace(data=list(rounds)))
 
 
-def pedantic_rounds(runs: TrainingRuns, rounds: int) -> None:
-    """What benchmark.pedantic does with setup and target, then what the benchmark body does after it."""
-    for _ in range(rounds):
+def pedantic_rounds(runs, calls: int) -> None:
+    """What benchmark.pedantic does with setup and target: `calls` rounds (warm-up included)."""
+    for _ in range(calls):
         args, _ = runs.setup()
         runs.run(*args)
-    runs.finish()
+
+
+def trained_case(suite, config, impl="dense", calls=None):
+    """A training benchmark's rounds as pedantic runs them, and its record."""
+    runs = suite.training_runs(config, trainer_of(impl), timed=True)
+    pedantic_rounds(runs, runs.rounds if calls is None else calls)
+    benchmark = FakeBenchmark("training", rounds=[1.0] * (runs.rounds - 1))
+    case = BenchmarkCase(suite, config, impl, threads=1)
+    return runs, case.training(runs, benchmark)
 
 
 def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2))
     config = ModelConfig(1, 8, 20)
-    runs = TrainingRuns(suite, config, trained_impl="dense")
-    pedantic_rounds(runs, 3)
-    first = suite.model_for(config)
-    assert suite.trainings == 3 and first.result is runs.results[0]
+    runs, record = trained_case(suite, config)
+    first = suite.models.model_for(config, trainer_of("dense"))
+    assert suite.models.trainings == 3 and first.result is runs.results[0] and record.model.accuracy == first.accuracy
     other = ModelConfig(1, 8, 10)
-    suite.model_for(other)
-    suite.model_for(other)
-    assert suite.trainings == 4
-    info = suite.extra_info(config, "dense", threads=1, group="inference")
-    assert info["flops"] == info["effective_flops"] == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1)
-    dev = suite.features(20).dev
-    assert info["accuracy"] == accuracy(first.model, dev, suite.dev_labels)
-    assert suite.extra_info(config, "int8", threads=1, group="inference")["params"] == info["params"]
-    assert suite.extra_info(config, "torchscript", threads=1, group="throughput")["accuracy"] == info["accuracy"]
-    fused = suite.extra_info(config, "fused", threads=1, group="inference")
-    assert fused["accuracy"] == info["accuracy"] and fused["trained_impl"] == "dense"
-    assert fused["effective_flops"] < suite.extra_info(config, "sparse", threads=1, group="inference")["effective_flops"]
-    assert suite.trainings == 4  # every impl is made from the same trained dense model
-    sparse_training = suite.extra_info(config, "sparse", threads=1, group="training")
-    assert suite.trainings == 5  # the sparse training benchmark describes its own model
-    assert sparse_training["trained_impl"] == "sparse"
-    assert sparse_training["accuracy"] == accuracy(suite.model_for(config, "sparse").model, dev, suite.dev_labels)
+    suite.models.model_for(other, trainer_of("dense"))
+    suite.models.model_for(other, trainer_of("dense"))
+    assert suite.models.trainings == 4
+    info = BenchmarkCase(suite, config, "dense", 1).inference(timing=_untimed()).model
+    assert info.flops == info.effective_flops == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1) == config.flops
+    assert info.params == config.params == (20 + 1) * 8 + (8 + 1) * 8 + 8 + 1
+    dev = suite.corpus.features(20).dev
+    assert info.accuracy == accuracy(first.model, dev, suite.corpus.dev_labels)
+    torchscript = BenchmarkCase(suite, config, "torchscript", 1).inference(_untimed()).model
+    fused = BenchmarkCase(suite, config, "fused", 1).inference(_untimed()).model
+    sparse = BenchmarkCase(suite, config, "sparse", 1).inference(_untimed()).model
+    assert torchscript.accuracy == fused.accuracy == info.accuracy and fused.trained_impl == "dense"
+    assert fused.effective_flops < sparse.effective_flops
+    assert suite.models.trainings == 4  # every impl is made from the same trained dense model
+    _, sparse_training = trained_case(suite, config, "sparse")
+    assert suite.models.trainings == 7 and sparse_training.model.trained_impl == "sparse"
+    assert sparse_training.model.accuracy == accuracy(suite.models.kept[(config, "sparse")].model, dev, suite.corpus.dev_labels)
+
+
+def _untimed():
+    from sst2mlp.timing import Timing
+
+    return Timing()
+
+
+def test_a_training_benchmark_describes_its_own_model_when_one_is_kept_already(tiny_glue):
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1))
+    config = ModelConfig(1, 8, 20)
+    kept = suite.models.model_for(config, trainer_of("dense"))  # an inference benchmark ran first
+    stand_in = dataclasses.replace(kept, accuracy=-1.0)
+    suite.models.kept[(config, "dense")] = stand_in
+    runs, record = trained_case(suite, config)
+    assert suite.models.kept[(config, "dense")] is stand_in  # the impls keep the model they were made from
+    assert record.model.accuracy == record.seeds.accuracy_seeds[0] != -1.0  # the benchmark's own round-0 model
+    assert record.model.final_loss == runs.results[0].final_loss
+    with pytest.raises(ValueError, match="only seed 0's models are kept, got seed 1"):
+        suite.models.keep(dataclasses.replace(kept, seed=1))
+
+
+def test_a_profiling_round_after_the_rounds_is_not_recorded(tiny_glue):
+    """--benchmark-cprofile makes pedantic call setup and target once more after the timed rounds."""
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2))
+    runs, record = trained_case(suite, ModelConfig(1, 8, 20), calls=4)
+    assert len(runs.results) == 3 and runs.seeds == [0, 1, 2]
+    assert record.seeds.seeds == [0, 1, 2] and len(record.epoch_seconds) == 2
+
+
+def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1, quiet_wait=0))
+    config = ModelConfig(1, 8, 20)
+    _, training = trained_case(suite, config)
+    from sst2mlp.contract import QuietGateInfo
+    from sst2mlp.timing import CyclingInputs, Timing
+
+    timing = Timing([1e-6, 2e-6, 3e-6], QuietGateInfo(1.0, 0.0, 0.0))
+    case = BenchmarkCase(suite, config, "int8", 1)
+    records = {"training": training, "inference": case.inference(timing),
+               "throughput": case.throughput(CyclingInputs(case.variant.variant, case.dev, 4), timing, None)}
+    for group, record in records.items():
+        benchmark = FakeBenchmark(group)
+        suite.write(benchmark, record, timed=True)
+        assert set(contract.extra_info_fields(group)) <= set(benchmark.extra_info), group
+        assert set(benchmark.extra_info) <= set(contract.extra_info_fields(group, include_optional=True)), group
+    assert len(benchmark.extra_info["accuracy_seeds"]) == 2  # int8 carries its own accuracy over the seeds
+    incomplete = FakeBenchmark("inference")
+    with pytest.raises(RuntimeError, match="left out extra_info fields of the inference group: p50, p90, p99"):
+        suite.write(incomplete, case.inference(Timing()), timed=True)
 
 
 def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
@@ -102,6 +168,7 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     # 2 configurations x (dense, sparse) x (1 warm-up + 2 timed trainings): nothing trained twice
     assert f"sst2mlp: SST-2 from {tiny_glue}: train 2,000 rows, dev 100 rows; 12 trainings run" in run.stdout
+    assert f"sst2mlp: results saved in {out}" in run.stdout
     saved = json.loads(out.read_text())
     benchmarks = {b["name"]: b for b in saved["benchmarks"]}
     expected = [f"test_{g}[L{n}-H8-V15-T1-{impl}-B{b}]" for g, b in (("training", 64), ("inference", 1)) for n in (1, 2) for impl in ("dense", "sparse")]
@@ -137,34 +204,30 @@ def test_benchmark_disable_runs_every_body_once_and_passes(tiny_glue):
     passed = [line for line in run.stdout.splitlines() if line.startswith("PASSED")]
     assert len(passed) == 2 * (2 + 6 + 6 * 2)  # per configuration: 2 trainings, 6 latencies, 12 throughputs
     # one untimed round per training benchmark; inference reuses the dense trainings
-    assert "12 trainings run" not in run.stdout and "4 trainings run" in run.stdout
+    assert "4 trainings run" in run.stdout and "results saved" not in run.stdout
 
 
 def test_benchmark_skip_and_only_select_as_pytest_benchmark_documents(tiny_glue):
-    skip = run_pytest("benchmarks/", "tests/test_options.py::test_positive_int_list", f"--sst2-data={tiny_glue}",
+    skip = run_pytest("benchmarks/", "tests/test_data.py::test_missing_folder_is_named", f"--sst2-data={tiny_glue}",
                       *TINY_GRID, "--benchmark-skip", "-rs")
     assert skip.returncode == 0, skip.stdout + skip.stderr
-    assert "1 passed, 38 skipped" in skip.stdout and "trainings run" not in skip.stdout
-    only = run_pytest("tests/test_options.py::test_positive_int_list", "--benchmark-only", "-rs")
+    counts = re.search(r"(\d+) passed, (\d+) skipped", skip.stdout)
+    assert counts and counts.group(1) == "1" and int(counts.group(2)) >= 38 and "trainings run" not in skip.stdout
+    only = run_pytest("tests/test_data.py::test_missing_folder_is_named", "--benchmark-only", "-rs")
     assert only.returncode == 0 and "1 skipped" in only.stdout, only.stdout
 
 
 def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=7, seeds=5, impls=("dense", "int8")))
     config = ModelConfig(1, 8, 20)
-    runs = TrainingRuns(suite, config, trained_impl="dense")
-    pedantic_rounds(runs, 3)
-    record = suite.seed_accuracies[(config, "dense")]
-    assert record.seeds == [7, 8, 9, 10, 11] and record.trained_by == ["dense"] * 3 + ["sparse"] * 2
-    assert suite.trainings == 5  # 3 timed-benchmark rounds, 2 untimed extra seeds
+    runs, record = trained_case(suite, config)
+    assert record.seeds.seeds == [7, 8, 9, 10, 11] and record.seeds.seed_trained_impls == ["dense"] * 3 + ["sparse"] * 2
+    assert suite.models.trainings == 5  # 3 timed-benchmark rounds, 2 untimed extra seeds
     assert len({tuple(r.epoch_losses) for r in runs.results}) == 3  # different weights and shuffling per round
     again = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=8, seeds=3, impls=("dense", "int8")))
-    runs_again = TrainingRuns(again, config, trained_impl="dense")
-    pedantic_rounds(runs_again, 3)
-    assert again.seed_accuracies[(config, "dense")].dev[:2] == record.dev[1:3]  # seeds 8 and 9 reproduce
+    runs_again, record_again = trained_case(again, config)
+    assert record_again.seeds.accuracy_seeds[:2] == record.seeds.accuracy_seeds[1:3]  # seeds 8 and 9 reproduce
     assert runs_again.results[0].epoch_losses == runs.results[1].epoch_losses
-    info = suite.extra_info(config, "dense", threads=1, group="training")
-    assert info["accuracy_seeds"] == record.dev and info["seeds"] == record.seeds
-    assert info["accuracy_ci95"][0] <= info["accuracy_mean"] <= info["accuracy_ci95"][1]
-    int8 = suite.extra_info(config, "int8", threads=1, group="inference")
-    assert len(int8["accuracy_seeds"]) == 5 and int8["reference_accuracy_seeds"] == record.dev
+    assert record.seeds.accuracy_ci95[0] <= record.seeds.accuracy_mean <= record.seeds.accuracy_ci95[1]
+    int8 = BenchmarkCase(suite, config, "int8", 1).inference(_untimed()).approximate_seeds
+    assert len(int8.accuracy_seeds) == 5 and int8.reference_accuracy_seeds == record.seeds.accuracy_seeds

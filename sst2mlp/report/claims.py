@@ -95,7 +95,7 @@ def write_claims(path: Path, run: Run) -> Path:
     one_seed = all(d["n"] == 1 for d in detectable)
     lines = [
         "# The reference report's claims, tested on this run", "", run.caption(), "",
-        "Method: paired differences of dev accuracy (872 sentences) between two values of one axis, over every pair of "
+        f"Method: paired differences of dev accuracy ({run.dev_examples():,} sentences) between two values of one axis, over every pair of "
         "dense-trained models that share the other two axes and the seed; mean with a 95% percentile-bootstrap interval "
         "(10,000 resamples of the pairs). \"no evidence\": the interval contains 0. Differences in points (0.01).", "",
     ]

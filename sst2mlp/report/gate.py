@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import stats
+from ..contract import SST2_DEV_EXAMPLES
 from .runs import ReportError, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "no samples", "machine in a slow phase"
@@ -76,13 +77,14 @@ def _slow_phase(bench: dict) -> bool:
     info = bench.get("extra_info") or {}
     if "measured_while_slow" in info:
         return (info["measured_while_slow"] or 0.0) >= 0.5
-    return info.get("machine_speed", 1.0) < OLD_SLOW_PHASE_SPEED
+    speed = info.get("machine_speed")  # None: the canary never ran (an untimed run)
+    return speed is not None and speed < OLD_SLOW_PHASE_SPEED
 
 
 def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
     def seeds(bench):
         info = bench["extra_info"]
-        return [float(x) for x in info.get("accuracy_seeds") or [info["accuracy"]]], int(info.get("dev_examples") or 872)
+        return [float(x) for x in info.get("accuracy_seeds") or [info["accuracy"]]], int(info.get("dev_examples") or SST2_DEV_EXAMPLES)
 
     (a, n_dev), (b, _) = seeds(base), seeds(new)
     difference = float(np.mean(b) - np.mean(a))

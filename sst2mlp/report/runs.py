@@ -74,6 +74,11 @@ class Run:
     def sorted_keys(self) -> list[Key]:
         return sorted_keys(self.rows, self.impl_order)
 
+    def dev_examples(self) -> int:
+        """The dev split's size the run measured accuracy on (SST-2's for runs saved before they recorded it)."""
+        sizes = {(b.get("extra_info") or {}).get("dev_examples") for b in self.benchmarks} - {None}
+        return max(sizes) if sizes else contract.SST2_DEV_EXAMPLES
+
     def caption(self) -> str:
         torch_info = self.machine.get("torch", {})
         threads = sorted({key.threads for key in self.rows}) or torch_info.get("threads", "?")

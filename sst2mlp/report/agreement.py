@@ -1,7 +1,9 @@
 """Run-to-run agreement of the latency and throughput medians: the same benchmarks run N times back to back.
 
-    python benchmarks/agreement.py [--runs 3] [--out DIR] [--progress-run] [pytest options...]
-    python benchmarks/agreement.py --summarize DIR      # the same summary of runs saved earlier
+    python -m sst2mlp.report.agreement [--runs 3] [--out DIR] [--progress-run] [pytest options...]
+    python -m sst2mlp.report.agreement --summarize DIR      # the same summary of runs saved earlier
+
+Run it from the project's checkout (it runs benchmarks/bench_mlp.py there).
 
 Default: inference and throughput of every impl at L2-H256-V1000 and L2-H256-V10000 (each model trained
 once per run, untimed), the quiet gate's waiting budget 60 s per benchmark. Pytest options given are added
@@ -18,13 +20,14 @@ timing when they all do.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .runs import ReportError, read_document
+
+BENCHMARKS = Path("benchmarks") / "bench_mlp.py"
 # The gate may wait up to 60 s per benchmark (a full run's default is 10 s): with 10 s, busy phases of the shared
 # VM outlasted the budget in most checks; with 60 s, one benchmark of 324 did (README: run-to-run agreement).
 DEFAULT_ARGS = ["--sst2-layers=2", "--sst2-widths=256", "--sst2-vocabs=1000,10000", "-k", "inference or throughput",
@@ -34,10 +37,10 @@ DEFAULT_ARGS = ["--sst2-layers=2", "--sst2-widths=256", "--sst2-vocabs=1000,1000
 def benchmarks(path: Path) -> list[dict]:
     """A saved run's benchmarks, each with a name, a median and extra_info; ValueError naming the file otherwise."""
     try:
-        saved = json.loads(path.read_text())["benchmarks"]
+        saved = read_document(path)["benchmarks"]
         if not all(isinstance(bench["name"], str) and isinstance(bench["stats"]["median"], (int, float)) for bench in saved):
             raise ValueError("a name that is not text or a median that is not a number")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (ReportError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: expected a pytest-benchmark JSON file whose benchmarks have a name and "
                          f"stats.median ({type(error).__name__}: {error})") from error
     return saved
@@ -73,9 +76,11 @@ def with_default_selection(pytest_args: list[str]) -> list[str]:
 
 
 def run_once(path: Path, pytest_args: list[str]) -> None:
-    command = [sys.executable, "-m", "pytest", "benchmarks/bench_mlp.py", "-p", "no:cacheprovider", *pytest_args,
+    if not BENCHMARKS.is_file():
+        raise RuntimeError(f"{BENCHMARKS} not found in {Path.cwd()}: run the check from the project's checkout")
+    command = [sys.executable, "-m", "pytest", str(BENCHMARKS), "-p", "no:cacheprovider", *pytest_args,
                f"--benchmark-json={path}"]
-    if subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
+    if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:
         raise RuntimeError(f"a run failed: {' '.join(command)}")
 
 

@@ -1,0 +1,70 @@
+"""One benchmark's subject (a configuration, an impl, a thread count, in a session) and the record of each group that
+its benchmark saves as extra_info (sst2mlp.contract): one builder per group."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from .contract import InferenceInfo, ModelInfo, ThroughputInfo, TrainingInfo
+from .features import BagOfWords
+from .impls import effective_flops
+from .model import ModelConfig
+from .suite import Suite
+from .timing import CyclingInputs, Timing, round_seconds, stability
+from .trained import TrainedModel, Trainer, TrainingRuns
+from .variants import PreparedVariant
+
+
+@dataclass(frozen=True)
+class BenchmarkCase:
+    suite: Suite
+    config: ModelConfig
+    impl: str  # the impl timed, or the trainer's name for a training benchmark
+    threads: int
+
+    @property
+    def dev(self) -> BagOfWords:
+        return self.suite.corpus.features(self.config.vocab_size).dev
+
+    @cached_property
+    def variant(self) -> PreparedVariant:
+        return self.suite.variants.get(self.config, self.impl)
+
+    def model_info(self, trained: TrainedModel, accuracy: float, flops: float) -> ModelInfo:
+        corpus = self.suite.corpus
+        return ModelInfo(
+            num_layers=self.config.num_layers, hidden_size=self.config.hidden_size, vocab_size=self.config.vocab_size,
+            threads=self.threads, impl=self.impl, flops=self.config.flops, effective_flops=flops, params=self.config.params,
+            trained_impl=trained.trained_impl, seed=trained.seed, accuracy=accuracy,
+            train_accuracy=trained.result.train_accuracy, final_loss=trained.result.final_loss,
+            train_examples=len(corpus.data.train), dev_examples=len(corpus.data.dev))
+
+    def training(self, runs: TrainingRuns, benchmark) -> TrainingInfo:
+        """After pedantic: the first round's model, every round's accuracy (and, when timed, the extra seeds')."""
+        trainer: Trainer = runs.trainer
+        first = runs.first_model()
+        seeds = self.suite.seeds.evaluate(self.config, trainer.name, runs.trained, runs.results, runs.seeds,
+                                          extra_seeds=benchmark.enabled)
+        runs.trained.clear()  # the kept model stays in the session; the other rounds' weights are no longer needed
+        seconds = round_seconds(benchmark)
+        return TrainingInfo(
+            model=self.model_info(first, first.accuracy, effective_flops(trainer.impl, first.model, self.dev)),
+            seeds=seeds, epoch_seconds=[r.epoch_seconds for r in runs.results[1:]], peak_rss_bytes=runs.peak.bytes,
+            stability=None if seconds is None else stability(seconds))
+
+    def _variant_model(self) -> ModelInfo:
+        prepared = self.variant
+        return self.model_info(prepared.source, prepared.accuracy, prepared.effective_flops)
+
+    def inference(self, timing: Timing) -> InferenceInfo:
+        return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, percentiles=timing.percentiles(),
+                             gate=timing.gate, stability=timing.stability(),
+                             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
+
+    def throughput(self, batches: CyclingInputs, timing: Timing, peak_rss_bytes: int | None) -> ThroughputInfo:
+        median = timing.median()
+        return ThroughputInfo(
+            model=self._variant_model(), footprint=self.variant.footprint, batch_examples=batches.batch_size,
+            peak_rss_bytes=peak_rss_bytes, examples_per_second=None if median is None else batches.batch_size / median,
+            gate=timing.gate, stability=timing.stability(),
+            approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))

@@ -1,0 +1,191 @@
+"""The sst2mlp pytest plugin: options, the grid's parametrization, fixtures, and the hooks around a run. Hooks only;
+the state of a run is the `Suite` (sst2mlp.suite), the work is done by the package."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import pytest
+import torch
+
+from .case import BenchmarkCase
+from .data import DATA_DIR_ENV, DataError, resolve_data_dir
+from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
+from .model import ModelConfig
+from .options import OPTIONS, SuiteOptions
+from .progress import Planned, Progress
+from .suite import Suite
+
+UNSTABLE_SHOWN = 8
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sst2mlp", "sst2mlp benchmark suite")
+    for option in OPTIONS:
+        shown = f" (default: {option.default})" if option.default is not None else ""
+        # default None: SuiteOptions tells an option given at its default value from one left out (a preset fills those)
+        group.addoption(option.flag, type=option.parse, default=None, metavar=option.metavar, help=option.help + shown)
+
+
+def pytest_configure(config):
+    try:
+        options = SuiteOptions.from_pytest(config.getoption)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    folder = resolve_data_dir(options.data_dir)
+    if folder is not None and not folder.is_dir():
+        raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
+    config.sst2_options = options
+    config.sst2_suite = Suite(options)
+    # before torch starts its worker threads, which inherit the setting
+    denormals = {"mode": options.denormals, "flush_supported": set_denormals(options.denormals)}
+    config.pluginmanager.register(RunHooks(config, config.sst2_suite, denormals), "sst2mlp-run")
+
+
+def _names(argnames) -> list[str]:
+    """pytest.mark.parametrize's names, given as "a,b" or as a sequence of names."""
+    return [name.strip() for name in (argnames.split(",") if isinstance(argnames, str) else argnames)]
+
+
+def pytest_generate_tests(metafunc):
+    options = metafunc.config.sst2_options
+    if "model_config" in metafunc.fixturenames:
+        grid = options.grid()
+        metafunc.parametrize("num_layers,hidden_size,vocab_size", [(c.num_layers, c.hidden_size, c.vocab_size) for c in grid],
+                             ids=[c.id for c in grid])
+    if "pinned_threads" in metafunc.fixturenames:
+        metafunc.parametrize("threads", options.threads, ids=[f"T{t}" for t in options.threads])
+    explicit = {name for mark in metafunc.definition.iter_markers("parametrize") for name in _names(mark.args[0])}
+    if "impl" in metafunc.fixturenames and "impl" not in explicit:
+        trains = metafunc.definition.get_closest_marker("benchmark").kwargs.get("group") == "training"
+        metafunc.parametrize("impl", options.train_impls if trains else options.impls)
+
+
+def _benchmarks(items: Iterable) -> list:
+    return [item for item in items if "benchmark" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip")]
+
+
+def _planned(item) -> Planned:
+    marker = item.get_closest_marker("benchmark")
+    params = getattr(item, "callspec", None).params if hasattr(item, "callspec") else {}
+    training = marker is not None and marker.kwargs.get("group") == "training" and "num_layers" in params
+    work = ModelConfig(params["num_layers"], params["hidden_size"], params["vocab_size"]).flops if training else None
+    return Planned(item.nodeid, work)
+
+
+class RunHooks:
+    """The hooks of one run, holding what they share (no module-level state)."""
+
+    def __init__(self, config, suite: Suite, denormals: dict):
+        self.config, self.suite, self.denormals = config, suite, denormals
+        self.load: dict | None = None
+
+    def pytest_collection_finish(self, session):
+        """Before any benchmark: check the data and the grid once (one error, not one per benchmark), then record
+        how busy the machine is, and say so when it is too busy for timings."""
+        config, suite = self.config, self.suite
+        benchmarks = _benchmarks(session.items)
+        if config.option.collectonly or not benchmarks:
+            return
+        try:
+            suite.check()
+        except (DataError, ValueError) as error:
+            pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        for warning in suite.corpus.warnings():
+            config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
+        self.load = machine_load()
+        if shows_progress(config.sst2_options.progress, config.get_verbosity()):
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            suite.progress = Progress([_planned(item) for item in benchmarks], write=reporter.write_line,
+                                      terminal=bool(reporter.isatty), min_other_seconds=config.sst2_options.min_time)
+        cores = available_cores()
+        for warning in (busy_warning(self.load, cores), _oversubscribed(config.sst2_options.threads, cores)):
+            if warning:
+                config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        if self.suite.progress is not None and nodeid in self.suite.progress:
+            self.suite.progress.benchmark_started(nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        if self.suite.progress is not None and nodeid in self.suite.progress:
+            self.suite.progress.benchmark_finished(nodeid)
+
+    def pytest_benchmark_update_machine_info(self, config, machine_info):
+        options = self.config.sst2_options
+        update_machine_info(machine_info, options.threads, options.impls, self.denormals, self.load)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        summary = self.suite.summary()
+        if summary:
+            terminalreporter.write_line(summary)
+        target = _saved_to(self.config) if self.suite.timed_benchmarks else None
+        if target:
+            terminalreporter.write_line(f"sst2mlp: results saved in {target}; make the figures and tables with: "
+                                        f"sst2mlp-report {target} --out report/")
+        unstable = self.suite.unstable
+        if unstable:
+            shown = unstable[:UNSTABLE_SHOWN]
+            more = f"; and {len(unstable) - len(shown)} more" if len(unstable) > len(shown) else ""
+            terminalreporter.write_line(
+                f"sst2mlp: {len(unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info, "
+                f"marked '!' by sst2mlp-report): " + "; ".join(shown) + more, yellow=True)
+
+
+def shows_progress(option: str, verbosity: int) -> bool:
+    """--sst2-progress: on, off, or auto (on unless -q)."""
+    return option == "on" or (option == "auto" and verbosity >= 0)
+
+
+def _oversubscribed(threads: tuple[int, ...], cores: int) -> str | None:
+    if max(threads) <= cores:
+        return None
+    return (f"--sst2-threads asks for {max(threads)} threads but this process may use {cores} core(s): those timings "
+            "measure oversubscription")
+
+
+def _saved_to(config) -> str | None:
+    """Where pytest-benchmark saves this run, from its options: the --benchmark-json file, or the storage folder."""
+    if config.getoption("benchmark_disable", False):
+        return None
+    json_file = config.getoption("benchmark_json", None)
+    if json_file is not None:
+        return str(json_file) if isinstance(json_file, (str, os.PathLike)) else str(json_file.name)
+    if config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", False):
+        storage = str(config.getoption("benchmark_storage", "file://./.benchmarks"))
+        return storage.removeprefix("file://")
+    return None
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig) -> Suite:
+    return pytestconfig.sst2_suite
+
+
+@pytest.fixture(scope="session")
+def sst2(suite):
+    try:
+        suite.corpus.check_vocabulary_sizes(suite.options.vocabs)
+        return suite.corpus.data
+    except (DataError, ValueError) as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
+
+
+@pytest.fixture
+def model_config(num_layers, hidden_size, vocab_size) -> ModelConfig:
+    return ModelConfig(num_layers, hidden_size, vocab_size)
+
+
+@pytest.fixture
+def pinned_threads(threads):
+    """Run the test with exactly `threads` torch threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield threads
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def case(suite, sst2, model_config, impl, pinned_threads) -> BenchmarkCase:
+    return BenchmarkCase(suite, model_config, impl, pinned_threads)

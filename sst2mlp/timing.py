@@ -1,0 +1,108 @@
+"""The timing harness of the latency and throughput benchmarks: inputs built before timing, the number of rounds,
+the timed loop behind the quiet gate, and what the timed rounds say (percentiles, stability)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import stats
+from .canary import QuietGate
+from .contract import Percentiles, QuietGateInfo, Stability
+from .features import BagOfWords
+from .impls import Variant
+
+CALIBRATION_CALLS = 50
+MAX_ROUNDS = 300_000
+PERCENTILES = (50, 90, 99)
+
+
+class CyclingInputs:
+    """Model inputs for consecutive row blocks of the dev set, built before timing; `next` cycles through them.
+
+    batch_size 1 gives single-example latency; rows that do not fill a last block are left out.
+    """
+
+    def __init__(self, variant: Variant, dev: BagOfWords, batch_size: int):
+        if batch_size > len(dev):
+            raise ValueError(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
+        self.batch_size = batch_size
+        starts = range(0, len(dev) - batch_size + 1, batch_size)
+        self.inputs = [variant.inputs(dev.rows(start, start + batch_size)) for start in starts]
+        self.position = -1
+
+    def next(self):
+        self.position = (self.position + 1) % len(self.inputs)
+        return self.inputs[self.position], {}
+
+    def current(self) -> tuple:
+        """The inputs `next` gave last (for the quiet gate's untimed calls, which must not warm the next round's)."""
+        return self.inputs[max(self.position, 0)]
+
+
+def calibrated_rounds(forward, setup, min_rounds: int, min_time: float,
+                      clock: Callable[[], float] = time.perf_counter) -> int:
+    """At least `min_rounds`, and enough rounds to time for `min_time` seconds at the speed of the fastest of a few
+    untimed calls (a call slowed by the machine would make the measurement too short)."""
+    fastest = float("inf")
+    for _ in range(CALIBRATION_CALLS):
+        args, _ = setup()
+        start = clock()
+        forward(*args)
+        fastest = min(fastest, clock() - start)
+    return int(min(MAX_ROUNDS, max(min_rounds, np.ceil(min_time / max(fastest, 1e-9)))))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What one timed benchmark measured: its rounds' seconds and how the quiet gate went; both None when
+    pytest-benchmark did not time it (--benchmark-disable, or under xdist, where it disables itself)."""
+
+    seconds: list[float] | None = None
+    gate: QuietGateInfo | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.seconds is not None
+
+    def median(self) -> float | None:
+        return None if self.seconds is None else float(np.median(self.seconds))
+
+    def stability(self) -> Stability | None:
+        return None if self.seconds is None else stability(self.seconds)
+
+    def percentiles(self) -> Percentiles | None:
+        return None if self.seconds is None else percentiles(self.seconds)
+
+
+def time_forward(benchmark, forward, inputs: CyclingInputs, gate: Callable[[], QuietGate], min_rounds: int,
+                 warmup_rounds: int, min_time: float) -> Timing:
+    """Time `forward` on the cycled inputs for at least `min_rounds` rounds and `min_time` seconds, each round at full
+    machine speed as far as the quiet gate can tell. Untimed (--benchmark-disable): one call, no gate, no calibration."""
+    with torch.inference_mode():
+        if not benchmark.enabled:
+            benchmark.pedantic(forward, setup=inputs.next)
+            return Timing()
+        quiet = gate()
+        rounds = calibrated_rounds(forward, quiet, min_rounds, min_time)
+        benchmark.pedantic(forward, setup=quiet, warmup_rounds=warmup_rounds, rounds=rounds)
+    seconds = round_seconds(benchmark)
+    return Timing(seconds, QuietGateInfo(**quiet.info()) if seconds is not None else None)
+
+
+def round_seconds(benchmark) -> list[float] | None:
+    """The timed rounds of a finished pedantic benchmark, or None when pytest-benchmark did not time it."""
+    return None if benchmark.stats is None else list(benchmark.stats.stats.data)
+
+
+def percentiles(seconds: list[float]) -> Percentiles:
+    p50, p90, p99 = (float(v) for v in np.percentile(np.asarray(seconds), PERCENTILES))
+    return Percentiles(p50, p90, p99)
+
+
+def stability(seconds: list[float]) -> Stability:
+    """The timed rounds' spread (sst2mlp.stats) and the samples the regression gate compares."""
+    return Stability(**stats.spread(seconds), samples=stats.block_medians(seconds))
