@@ -13,6 +13,8 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -23,8 +25,11 @@ SOURCE = Path(__file__).parent / "csrc" / "fused_mlp.cpp"
 COMPILER_FLAGS = ("-O3", "-march=native")
 
 
+LOCK_WAIT_SECONDS = 120.0  # a build takes about 30 s; a lock older than this wait is taken for an interrupted build's
+
+
 class KernelUnavailable(RuntimeError):
-    """The fused kernel could not be compiled or loaded on this machine."""
+    """The fused kernel could not be compiled or loaded on this machine; the message says why and what to do."""
 
 
 _loaded = None  # the extension module, or the KernelUnavailable that building it raised
@@ -35,20 +40,61 @@ def load_extension():
     global _loaded
     if _loaded is None:
         try:
-            _loaded = _build()
+            _loaded = _build(build_directory())
+        except KernelUnavailable as error:
+            _loaded = error
         except Exception as error:  # compiler errors surface as RuntimeError, OSError or CalledProcessError
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            _loaded = KernelUnavailable(
-                f"impl 'fused' needs a C++ compiler (g++ or clang++) and ninja to compile {SOURCE} at first use, "
-                f"and building it failed ({first_line}); install a compiler, or leave 'fused' out of --sst2-impls"
-            )
-            _loaded.__cause__ = error  # the full compiler output
+            _loaded = KernelUnavailable(f"impl 'fused': {build_failure(error)}; or leave 'fused' and 'fused-int8' out "
+                                        "of --sst2-impls")
+            _loaded.__cause__ = error  # the full compiler output, for a debugger; messages show the first line
     if isinstance(_loaded, KernelUnavailable):
         raise _loaded
     return _loaded
 
 
-def _build():
+def build_failure(error: BaseException, compiler: str | None = None) -> str:
+    """The cause of a failed build in one line: no compiler, a folder that cannot be written, or the build's first error."""
+    compiler = compiler or os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return (f"compiling {SOURCE.name} at first use needs a C++ compiler, and {compiler!r} was not found; install g++ "
+                "or clang++ (Debian: apt-get install g++), or point $CXX at one")
+    if isinstance(error, PermissionError):
+        return (f"cannot write the kernel's build folder {error.filename or build_directory()} ({error.strerror}); point "
+                "$TORCH_EXTENSIONS_DIR at a writable folder")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = next((line for line in lines if "error" in line.lower() and line != lines[0]), lines[0] if lines else type(error).__name__)
+    return f"building {SOURCE.name} failed: {first}"
+
+
+def build_directory(name: str | None = None) -> Path:
+    """Where torch.utils.cpp_extension builds and caches the kernel: $TORCH_EXTENSIONS_DIR/<name>, else torch's
+    default root with a folder per Python version (the same place torch would choose)."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        root = os.path.join(cpp_extension.get_default_build_root(), f"py{sys.version_info.major}{sys.version_info.minor}_cpu")
+    return Path(root) / (name or extension_name())
+
+
+def wait_for_lock(folder: Path, max_wait: float | None = None, sleep=time.sleep, clock=time.monotonic) -> None:
+    """torch waits without end while a `lock` file sits in the build folder; a build killed midway leaves one. Wait
+    a bounded time (default LOCK_WAIT_SECONDS) for another run's build to finish, then name the file."""
+    max_wait = LOCK_WAIT_SECONDS if max_wait is None else max_wait
+    lock = folder / "lock"
+    if not lock.exists():
+        return
+    print(f"sst2mlp: waiting up to {max_wait:.0f} s for {lock} (another build of the fused kernel)", file=sys.stderr)
+    deadline = clock() + max_wait
+    while lock.exists():
+        if clock() >= deadline:
+            raise KernelUnavailable(
+                f"impl 'fused': the build lock {lock} is still there after {max_wait:.0f} s; an earlier build was probably "
+                "interrupted. If no other run is building the kernel, delete that file and run again")
+        sleep(0.5)
+
+
+def _build(folder: Path):
     from torch.utils import cpp_extension
 
     if shutil.which("ninja") is None:
@@ -57,7 +103,10 @@ def _build():
         import ninja
 
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-    return cpp_extension.load(extension_name(), [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), verbose=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    wait_for_lock(folder)
+    return cpp_extension.load(folder.name, [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), build_directory=str(folder),
+                              verbose=False)
 
 
 def extension_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -10,6 +10,7 @@ import torch
 
 from .case import BenchmarkCase
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
+from .kernel import KernelUnavailable
 from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from .model import ModelConfig
 from .options import OPTIONS, SuiteOptions
@@ -187,5 +188,15 @@ def pinned_threads(threads):
 
 
 @pytest.fixture
-def case(suite, sst2, model_config, impl, pinned_threads) -> BenchmarkCase:
-    return BenchmarkCase(suite, model_config, impl, pinned_threads)
+def case(request, suite, sst2, model_config, impl, pinned_threads) -> BenchmarkCase:
+    """The benchmark's subject; for latency and throughput, its impl's variant is made here, before any timing (an
+    impl that cannot be built fails its benchmarks with one line each, and the others run)."""
+    case = BenchmarkCase(suite, model_config, impl, pinned_threads)
+    if request.node.get_closest_marker("benchmark").kwargs.get("group") == "training":
+        return case
+    try:
+        case.variant  # noqa: B018 (made and cached now)
+        return case
+    except KernelUnavailable as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback

@@ -64,3 +64,11 @@ def baseline_trained_on_a_subset(sst2):
     model = MLP(2, 256, 10_000, sparse=True)
     train(model, features.train, torch.from_numpy(sst2.train.labels[:20_000]), TrainConfig(epochs=1))
     return model, features.dev, torch.from_numpy(sst2.dev.labels)
+
+
+@pytest.fixture
+def tables_only(monkeypatch):
+    """For report tests of the tables and the inputs: no figures (most of a report's time; test_report draws them once)."""
+    from sst2mlp.report import cli
+
+    monkeypatch.setattr(cli, "write_figures", lambda *args, **kwargs: [])

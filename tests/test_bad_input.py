@@ -3,6 +3,9 @@ import errno
 import json
 import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -172,10 +175,68 @@ def test_more_threads_than_cores_warns():
 
 # 10. comparing runs from different machines ------------------------------------------------------------------------
 
-def test_a_comparison_of_different_machines_says_so(tmp_path):
+def test_a_comparison_of_different_machines_says_so(tmp_path, tables_only):
     other = json.loads(NEW.read_text())
     other["machine_info"]["cpu_model"] = "AMD EPYC"
     path = tmp_path / "0009_other.json"
     path.write_text(json.dumps(other))
     assert report_main([str(NEW), str(path), "--out", str(tmp_path / "out")]) == 0
     assert "These runs come from different set-ups" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+# 13. the fused kernel's build: a stale lock, an unwritable folder, no compiler -------------------------------------
+
+def test_a_stale_build_lock_stops_a_real_run_with_one_message(tmp_path):
+    """A build killed midway leaves `lock` in the extension's folder, which torch would wait on without end."""
+    from sst2mlp.kernel import build_directory
+
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    folder = tmp_path / build_directory().name
+    folder.mkdir()
+    (folder / "lock").write_text("")
+    code = "import sst2mlp.kernel as k\nk.LOCK_WAIT_SECONDS = 1\ntry:\n    k.load_extension()\nexcept k.KernelUnavailable as e:\n    print(e)"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert f"the build lock {folder / 'lock'} is still there after 1 s" in run.stdout, run.stdout + run.stderr
+    assert "waiting up to 1 s" in run.stderr
+
+
+def test_a_kernel_that_cannot_be_built_fails_its_benchmarks_with_one_line_each_and_the_others_run(tmp_path, tiny_glue):
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "CXX": "/nonexistent/c++"}
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, "--sst2-impls=dense,fused", "-k", "inference",
+                     "--benchmark-disable", env=env)
+    assert run.returncode == 1 and re.search(r"\b1 passed\b.* 1 error\b", run.stdout), run.stdout[-3000:]
+    assert run.stdout.count("'/nonexistent/c++' was not found") == 1  # once, as the error of the fused benchmark
+    assert len(run.stdout.splitlines()) < 40
+
+
+# 14. the gate on runs it cannot compare -----------------------------------------------------------------------------
+
+def test_the_gate_fails_when_nothing_was_compared(tmp_path, capsys):
+    empty = json.loads(NEW.read_text())
+    empty["benchmarks"] = []
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(empty))
+    assert report_main(["check", str(NEW), str(path)]) == 2
+    assert "have no benchmark in common: nothing to compare" in capsys.readouterr().err
+
+
+def test_a_median_that_is_not_a_finite_positive_number_is_named_and_fails(tmp_path, capsys):
+    broken = json.loads(NEW.read_text())
+    name = broken["benchmarks"][5]["name"]
+    broken["benchmarks"][5]["stats"]["median"] = float("nan")
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(broken))
+    assert report_main(["check", str(NEW), str(path)]) == 1
+    output = capsys.readouterr().out
+    assert any(line.startswith(name) and line.endswith("invalid median") for line in output.splitlines())
+    assert output.strip().splitlines()[-1].startswith("FAIL: 1 invalid median")
+
+
+@pytest.mark.parametrize("option, expected", [("--threshold=-1", "--threshold: expected a positive fraction"),
+                                              ("--threshold=-0.5", "--threshold: expected a positive fraction"),
+                                              ("--alpha=2", "--alpha: expected a probability above 0 and below 1"),
+                                              ("--alpha=0", "--alpha: expected a probability above 0 and below 1")])
+def test_threshold_and_alpha_are_range_checked(option, expected, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        report_main(["check", str(NEW), str(NEW), option])
+    assert exit_code.value.code == 2 and expected in capsys.readouterr().err

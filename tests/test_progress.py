@@ -1,6 +1,5 @@
 import pytest
 
-from helpers import QUIET, run_pytest
 from sst2mlp.plugin import shows_progress
 from sst2mlp.progress import Planned, Progress, fit_line
 
@@ -86,15 +85,6 @@ def test_plain_output_writes_occasional_lines():
         clock.now += 5.0
         progress.benchmark_finished(nodeid)
     assert len(lines) == 2 and lines[-1].startswith("sst2mlp: 4/4 benchmarks done, 0m20s elapsed, ~0m00s left")
-
-
-def test_the_run_shows_progress_on_a_plain_output(tiny_glue):
-    args = ("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=15",
-            "--sst2-impls=dense", "--sst2-train-rounds=1", "--sst2-min-time=0.001", *QUIET)
-    shown = run_pytest(*args, "--sst2-progress=on")
-    # not a terminal here: the first line and the last one (the rest every 30 s)
-    assert shown.returncode == 0 and "sst2mlp: 0/4 benchmarks done" in shown.stdout, shown.stdout[-2000:]
-    assert "sst2mlp: 4/4 benchmarks done" in shown.stdout
 
 
 @pytest.mark.parametrize("option, verbosity, shown", [("on", -1, True), ("off", 0, False), ("auto", 0, True), ("auto", -1, False)])

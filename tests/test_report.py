@@ -135,7 +135,7 @@ def test_every_figure_is_a_png_file(report):
             assert image.format == "PNG" and image.size[0] > 1000
 
 
-def test_two_runs_give_ratios_and_show_missing_configurations(tmp_path):
+def test_two_runs_give_ratios_and_show_missing_configurations(tmp_path, tables_only):
     make_report([str(OLD), str(NEW)], tmp_path)
     rows = {(r["num_layers"], r["impl"], r["trained_impl"]): r for r in read_csv(tmp_path / "comparison.csv")}
     old = {b["name"]: b["stats"]["median"] for b in benchmarks(OLD)}
@@ -149,7 +149,7 @@ def test_two_runs_give_ratios_and_show_missing_configurations(tmp_path):
     assert "missing" in (tmp_path / "comparison.md").read_text()
 
 
-def test_a_storage_folder_is_read_recursively(tmp_path):
+def test_a_storage_folder_is_read_recursively(tmp_path, tables_only):
     storage = tmp_path / "storage" / "Linux-CPython-3.11-64bit"
     storage.mkdir(parents=True)
     shutil.copy(OLD, storage)
@@ -158,7 +158,7 @@ def test_a_storage_folder_is_read_recursively(tmp_path):
     assert tmp_path / "out" / "comparison.md" in written
 
 
-def test_foreign_benchmarks_are_skipped_with_one_warning_naming_them(tmp_path):
+def test_foreign_benchmarks_are_skipped_with_one_warning_naming_them(tmp_path, tables_only):
     document = json.loads(NEW.read_text())
     foreign = dict(document["benchmarks"][0], name="test_other", fullname="other.py::test_other", extra_info={})
     document["benchmarks"].append(foreign)
@@ -195,7 +195,7 @@ def test_missing_input_and_empty_folder(tmp_path, capsys):
     assert "empty: no pytest-benchmark JSON files in this folder" in capsys.readouterr().err
 
 
-def test_existing_outputs_are_not_overwritten_without_asking(tmp_path, capsys):
+def test_existing_outputs_are_not_overwritten_without_asking(tmp_path, tables_only, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.md").write_text("keep me")
@@ -219,7 +219,7 @@ def test_report_writes_only_inside_out(tmp_path):
     assert after == sorted([*before, Path("out")])
 
 
-def test_strict_mode_checks_the_whole_contract(tmp_path, capsys):
+def test_strict_mode_checks_the_whole_contract(tmp_path, tables_only, capsys):
     assert main([str(NEW), "--out", str(tmp_path / "new"), "--strict"]) == 0
     assert main([str(OLD), "--out", str(tmp_path / "old"), "--strict"]) == 2
     error = capsys.readouterr().err
@@ -249,7 +249,7 @@ def test_claims_test_the_axes_the_run_varied_and_the_approximate_impls(report):
     assert "| 2 | 128 | 1,000 | 3 |" in claims  # the smallest detectable difference per configuration, from 3 seeds
 
 
-def test_a_run_saved_before_seeds_still_reports_and_says_it_has_no_spread(tmp_path):
+def test_a_run_saved_before_seeds_still_reports_and_says_it_has_no_spread(tmp_path, tables_only):
     make_report([str(OLD)], tmp_path)
     assert "recorded one seed per configuration" in (tmp_path / "claims.md").read_text()
     accuracies = {b["extra_info"]["num_layers"]: b["extra_info"]["accuracy"] for b in benchmarks(OLD)}

@@ -164,8 +164,10 @@ def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
 def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-impls=dense,sparse,fused",
-                     "--sst2-train-impls=dense,sparse", f"--benchmark-json={out}")
+                     "--sst2-train-impls=dense,sparse", f"--benchmark-json={out}", "--sst2-progress=on")
     assert run.returncode == 0, run.stdout + run.stderr
+    # the progress display on a plain output (not a terminal): the first line and the last (the rest every 30 s)
+    assert "sst2mlp: 0/22 benchmarks done" in run.stdout and "sst2mlp: 22/22 benchmarks done" in run.stdout
     # 2 configurations x (dense, sparse) x (1 warm-up + 2 timed trainings): nothing trained twice
     assert f"sst2mlp: SST-2 from {tiny_glue}: train 2,000 rows, dev 100 rows; 12 trainings run" in run.stdout
     assert f"sst2mlp: results saved in {out}" in run.stdout

@@ -10,6 +10,7 @@ several runs, comparison.md/csv gives each run's medians and ratios to the first
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -80,6 +81,19 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
     return written
 
 
+def _number_in(expected: str, accepts):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan  # fails every range check
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
 def check(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sst2mlp-report check",
@@ -87,8 +101,10 @@ def check(argv: list[str]) -> int:
                     "threshold with Mann-Whitney p below alpha, or a configuration's dev accuracy dropped beyond its noise.")
     parser.add_argument("baseline", type=Path, help="pytest-benchmark JSON of the baseline run")
     parser.add_argument("new", type=Path, help="pytest-benchmark JSON of the run to check")
-    parser.add_argument("--threshold", type=float, default=0.10, help="smallest slowdown that counts (default: 0.10, 10%%)")
-    parser.add_argument("--alpha", type=float, default=0.002, help="significance level of the U test (default: 0.002)")
+    parser.add_argument("--threshold", type=_number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
+                        default=0.10, help="smallest slowdown that counts (default: 0.10, 10%%)")
+    parser.add_argument("--alpha", type=_number_in("a probability above 0 and below 1 such as 0.002", lambda v: 0 < v < 1),
+                        default=0.002, help="significance level of the U test (default: 0.002)")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare runs whose CPU, torch version, thread counts or denormal mode differ")
     args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ from ..contract import SST2_DEV_EXAMPLES
 from .runs import ReportError, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "no samples", "machine in a slow phase"
+INVALID = "invalid median"  # not a finite positive number of seconds: the run is broken, never "same"
 OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark
 ACCURACY_DROP, ACCURACY_SAME = "accuracy dropped", "accuracy same"
 
@@ -36,7 +37,7 @@ class Verdict:
 
     @property
     def fails(self) -> bool:
-        return self.verdict in (SLOWER, ACCURACY_DROP)
+        return self.verdict in (SLOWER, ACCURACY_DROP, INVALID)
 
 
 def machine_differences(baseline: dict, new: dict) -> list[str]:
@@ -56,7 +57,9 @@ def _samples(bench: dict) -> list[float] | None:
 
 def compare_timing(name: str, base: dict, new: dict, threshold: float, alpha: float) -> Verdict:
     a, b = _samples(base), _samples(new)
-    median_a, median_b = base["stats"]["median"], new["stats"]["median"]
+    median_a, median_b = base["stats"].get("median"), new["stats"].get("median")
+    if not (_valid_seconds(median_a) and _valid_seconds(median_b)):
+        return Verdict(name, "time", median_a, median_b, None, None, None, INVALID)
     ratio = median_b / median_a
     if a is None or b is None or len(a) < 3 or len(b) < 3:
         return Verdict(name, "time", median_a, median_b, ratio, None, None, NO_SAMPLES)
@@ -70,6 +73,10 @@ def compare_timing(name: str, base: dict, new: dict, threshold: float, alpha: fl
     elif p < alpha and ratio < 1 / (1 + threshold):
         verdict = FASTER
     return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict)
+
+
+def _valid_seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _slow_phase(bench: dict) -> bool:
@@ -110,6 +117,9 @@ def compare(baseline: Path, new: Path, threshold: float = 0.10, alpha: float = 0
     benches = [{b.get("name") or b.get("fullname"): b for b in doc["benchmarks"] if isinstance(b, dict) and "stats" in b} for doc in docs]
     notes = [f"different set-ups, compared as asked: {'; '.join(differences)}"] if differences else []
     only = sorted(set(benches[0]) ^ set(benches[1]))
+    if not set(benches[0]) & set(benches[1]):
+        raise ReportError(f"{baseline} ({len(benches[0])} benchmarks) and {new} ({len(benches[1])} benchmarks) have no "
+                          "benchmark in common: nothing to compare; expected two runs of the same benchmarks")
     if only:
         notes.append(f"{len(only)} benchmark(s) in one run only, not compared: {', '.join(only)}")
     verdicts = []
@@ -124,7 +134,9 @@ def compare(baseline: Path, new: Path, threshold: float = 0.10, alpha: float = 0
 def format_table(verdicts: list[Verdict]) -> str:
     lines = [f"{'benchmark':58s} {'baseline':>11s} {'new':>11s} {'change':>9s} {'95% interval':>19s} {'p':>8s}  verdict"]
     for v in verdicts:
-        if v.metric == "time":
+        if v.verdict == INVALID:
+            values, interval, p = f"{v.baseline!s:>11.11s} {v.new!s:>11.11s} {'-':>9s}", "-", "-"
+        elif v.metric == "time":
             values = f"{_time(v.baseline):>11s} {_time(v.new):>11s} {v.ratio:>8.3f}x"
             interval = f"[{v.interval[0]:.3f}, {v.interval[1]:.3f}]" if v.interval else "-"
             p = f"{v.p_value:.1e}" if v.p_value is not None else "-"
@@ -145,7 +157,7 @@ def _time(seconds: float) -> str:
 
 
 def summary(verdicts: list[Verdict]) -> str:
-    labels = (SLOWER, FASTER, SAME, SLOW_PHASE, NO_SAMPLES, ACCURACY_DROP, ACCURACY_SAME)
+    labels = (INVALID, SLOWER, FASTER, SAME, SLOW_PHASE, NO_SAMPLES, ACCURACY_DROP, ACCURACY_SAME)
     counts = {label: sum(v.verdict == label for v in verdicts) for label in labels}
     text = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
     return f"{'FAIL' if any(v.fails for v in verdicts) else 'PASS'}: {text}"
