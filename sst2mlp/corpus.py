@@ -69,8 +69,14 @@ class Corpus:
                 "--sst2-widths or --sst2-vocabs")
 
     def warnings(self) -> list[str]:
+        found = list(self.data.notes)
         dev = len(self.data.dev)
         if dev < 100:
-            return [f"the dev split has only {dev} examples: one example moves accuracy by {100 / dev:.1f} points, "
-                    "and throughput benchmarks whose batch exceeds it are skipped"]
-        return []
+            found.append(f"the dev split has only {dev} examples: one example moves accuracy by {100 / dev:.1f} points, "
+                         "and throughput benchmarks whose batch exceeds it are skipped")
+        classes = sorted(set(self.data.train.labels.tolist()))
+        if len(classes) < 2:
+            limit = f" (its first {self.train_limit:,} rows)" if self.train_limit else ""
+            found.append(f"the training split{limit} has only label {classes[0]}: every model learns a constant, and its "
+                         "accuracy says nothing")
+        return found

@@ -47,6 +47,7 @@ class SST2:
     train: Split
     dev: Split
     source: str  # the hub name or the local folder, for logs and extra_info
+    notes: tuple[str, ...] = ()  # what a user should know about how the source was read
 
     def describe(self) -> str:
         return f"SST-2 from {self.source}: train {len(self.train):,} rows, dev {len(self.dev):,} rows"
@@ -107,14 +108,17 @@ def _load_folder(folder: Path) -> SST2:
     if not folder.is_dir():
         raise DataError(f"SST-2 folder {folder} does not exist or is not a folder; {HOW_TO_POINT_LOCAL}")
     tsv_paths = {split: folder / name for split, name in TSV_FILES.items()}
+    notes = ()
     if any(path.exists() for path in tsv_paths.values()):
+        if any(folder.glob("**/*.parquet")):
+            notes = (f"{folder} holds both GLUE TSV files and parquet files: read train.tsv and dev.tsv, ignored the parquet files",)
         missing = [str(path) for path in tsv_paths.values() if not path.is_file()]
         if missing:
             raise DataError(f"SST-2 file {', '.join(missing)} is missing; expected train.tsv and dev.tsv in {folder}")
         splits = {split: _split_from_dataset(split, read_glue_tsv(path), str(path)) for split, path in tsv_paths.items()}
     else:
         splits = {split: _split_from_dataset(split, *_read_parquet(folder, prefix)) for split, prefix in PARQUET_PREFIXES.items()}
-    return SST2(train=splits["train"], dev=splits["dev"], source=str(folder))
+    return SST2(train=splits["train"], dev=splits["dev"], source=str(folder), notes=notes)
 
 
 def read_glue_tsv(path: Path):
@@ -162,8 +166,9 @@ def _read_parquet(folder: Path, prefix: str):
         )
     try:
         dataset = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
-    except OSError as error:
-        raise DataError(f"{', '.join(map(str, files))}: cannot read ({error}); expected readable parquet files") from None
+    except Exception as error:  # pyarrow and datasets raise their own types for a damaged file
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"{', '.join(map(str, files))}: cannot read ({first_line}); expected readable parquet files") from None
     missing = {"sentence", "label"} - set(dataset.column_names)
     if missing:
         raise DataError(f"{files[0]}: expected columns 'sentence' and 'label', missing {sorted(missing)}")
@@ -173,7 +178,12 @@ def _read_parquet(folder: Path, prefix: str):
 def _split_from_dataset(name: str, dataset, origin: str) -> Split:
     if len(dataset) == 0:
         raise DataError(f"{origin}: the {name} split is empty; expected at least one labelled sentence")
-    labels = np.asarray(dataset["label"], dtype=np.int64)
+    raw = dataset["label"]
+    try:
+        labels = np.asarray(raw, dtype=np.int64)
+    except (TypeError, ValueError):
+        first = next(value for value in raw if not isinstance(value, (int, np.integer)))
+        raise DataError(f"{origin}: column 'label' holds {first!r}; expected the integers 0 (negative) and 1 (positive)") from None
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         raise DataError(f"{origin}: row {bad[0]} has label {labels[bad[0]]}; expected 0 or 1 (an unlabelled test split?)")

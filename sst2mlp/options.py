@@ -155,6 +155,7 @@ OPTIONS = (
            "else the hub"),
 )
 BY_FIELD = {option.field: option for option in OPTIONS}
+MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
 PRESETS = {
     "quick": {"layers": "1,2", "widths": "128,256", "vocabs": "1000,10000", "train_impls": "dense,sparse",
               "train_limit": "20000", "train_rounds": "2", "latency_rounds": "500", "min_time": "0.2", "quiet_wait": "2"},
@@ -190,6 +191,19 @@ class SuiteOptions:
         if self.seeds is not None and self.seeds < self.trained_rounds:
             raise ValueError(f"--sst2-seeds {self.seeds} is below the {self.trained_rounds} trainings each configuration "
                              f"runs anyway (--sst2-train-rounds {self.train_rounds} + 1 warm-up); expected at least {self.trained_rounds}")
+        last = self.seed + self.seed_count - 1
+        if last > MAX_SEED:
+            raise ValueError(f"--sst2-seed {self.seed}: the run uses seeds {self.seed} to {last} (one per recorded seed), "
+                             f"above torch's largest seed 2**64 - 1; expected at most {MAX_SEED - self.seed_count + 1}")
+
+    def cost_warnings(self) -> list[str]:
+        """Options whose cost a user may not expect."""
+        extra = self.seed_count - self.trained_rounds
+        if extra <= 0:
+            return []
+        grid = len(self.grid())
+        return [f"--sst2-seeds {self.seed_count} adds {extra} untimed training(s) per configuration, {extra * grid:,} in all "
+                "(the progress estimate does not include them)"]
 
     @property
     def trained_rounds(self) -> int:

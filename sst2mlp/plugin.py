@@ -3,7 +3,9 @@ the state of a run is the `Suite` (sst2mlp.suite), the work is done by the packa
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,6 +82,24 @@ class RunHooks:
     def __init__(self, config, suite: Suite, denormals: dict):
         self.config, self.suite, self.denormals = config, suite, denormals
         self.load: dict | None = None
+        self.planned: set[str] = set()  # the suite's benchmarks in this run
+        self.left_out: list[str] = []  # interrupted benchmarks, not saved
+        self.previous_sigterm = None
+        self.interrupted = False
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+
+    def pytest_unconfigure(self, config):
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+
+    def pytest_benchmark_update_json(self, config, benchmarks, output_json):
+        """A benchmark interrupted midway (Ctrl-C, SIGTERM) has rounds but no record: it is not saved as if finished."""
+        finished = self.suite.finished
+        kept = [b for b in output_json["benchmarks"] if b.get("fullname") not in self.planned or b.get("fullname") in finished]
+        self.left_out = [b.get("name") for b in output_json["benchmarks"] if b not in kept]
+        output_json["benchmarks"] = kept
 
     def pytest_collection_finish(self, session):
         """Before any benchmark: check the data and the grid once (one error, not one per benchmark), then record
@@ -88,11 +108,16 @@ class RunHooks:
         benchmarks = _benchmarks(session.items)
         if config.option.collectonly or not benchmarks:
             return
+        problem = destination_problem(config)
+        if problem:
+            pytest.exit(f"sst2mlp: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
             suite.check()
         except (DataError, ValueError) as error:
             pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
-        for warning in suite.corpus.warnings():
+        self.planned = {item.nodeid for item in benchmarks}
+        self.previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        for warning in (*suite.corpus.warnings(), *config.sst2_options.cost_warnings(), *_unsaved(config)):
             config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
         self.load = machine_load()
         if shows_progress(config.sst2_options.progress, config.get_verbosity()):
@@ -120,10 +145,15 @@ class RunHooks:
         summary = self.suite.summary()
         if summary:
             terminalreporter.write_line(summary)
-        target = _saved_to(self.config) if self.suite.timed_benchmarks else None
+        target = _saved_to(self.config) if self.suite.finished else None
         if target:
             terminalreporter.write_line(f"sst2mlp: results saved in {target}; make the figures and tables with: "
                                         f"sst2mlp-report {target} --out report/")
+        if self.interrupted:
+            saved = f"saved in {target}" if target else "not saved (no --benchmark-json or --benchmark-autosave)"
+            dropped = (f"; not saved, as it had not finished: {', '.join(sorted(set(self.left_out)))}" if self.left_out else "")
+            terminalreporter.write_line(f"sst2mlp: the run was interrupted; the {len(self.suite.finished)} finished "
+                                        f"benchmark(s) are {saved}{dropped}", yellow=True)
         unstable = self.suite.unstable
         if unstable:
             shown = unstable[:UNSTABLE_SHOWN]
@@ -131,6 +161,54 @@ class RunHooks:
             terminalreporter.write_line(
                 f"sst2mlp: {len(unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info, "
                 f"marked '!' by sst2mlp-report): " + "; ".join(shown) + more, yellow=True)
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (a CI timeout, a batch scheduler) ends the run as Ctrl-C does: the finished benchmarks are saved."""
+    if frame is not None and frame.f_lineno is None:
+        # interrupted at an instruction without a line number, which pytest's report of the interruption cannot
+        # format (it would end in an internal error): raise a few milliseconds later instead
+        signal.signal(signal.SIGALRM, lambda _signum, later: _interrupt(signum, later))
+        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        return
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def destination_problem(config) -> str | None:
+    """Where the run will save its results, checked before the first benchmark: a run must not measure for an hour and
+    then fail to write."""
+    if config.getoption("benchmark_disable", False):
+        return None
+    json_file = config.getoption("benchmark_json", None)
+    if json_file is not None:
+        path = Path(json_file)
+        if path.is_dir():
+            return f"--benchmark-json {path} is a folder; expected the path of a file to write"
+        if not path.parent.is_dir():
+            return f"--benchmark-json {path}: the folder {path.parent} does not exist; expected a file in an existing folder"
+        if not _writable(path.parent):
+            return f"--benchmark-json {path}: cannot write in {path.parent}; expected a writable folder"
+    storage = str(config.getoption("benchmark_storage", "file://./.benchmarks"))
+    saves = config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", False)
+    if saves and (storage.startswith("file://") or "://" not in storage):
+        folder = Path(storage.removeprefix("file://"))
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())  # pytest-benchmark makes the rest
+        if not _writable(existing):
+            return f"--benchmark-storage {storage}: cannot write in {existing}; expected a writable folder for the results"
+    return None
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _unsaved(config) -> list[str]:
+    if config.getoption("benchmark_disable", False) and (config.getoption("benchmark_json", None) is not None or
+                                                          config.getoption("benchmark_save", None) or
+                                                          config.getoption("benchmark_autosave", False)):
+        return ["--benchmark-disable times nothing, so pytest-benchmark saves nothing: --benchmark-json, "
+                "--benchmark-save and --benchmark-autosave have no effect"]
+    return []
 
 
 def shows_progress(option: str, verbosity: int) -> bool:

@@ -28,7 +28,7 @@ class Suite:
     canary: Canary = field(default_factory=Canary, repr=False)
     progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
-    timed_benchmarks: int = 0  # benchmarks whose timed record was written
+    finished: set[str] = field(default_factory=set)  # the node ids of the benchmarks whose timed record was written
     _warmed_up: set[bool] = field(default_factory=set, repr=False)  # input-layer kinds (sparse?) trained once untimed
 
     def __post_init__(self):
@@ -79,7 +79,7 @@ class Suite:
             missing = [name for name in contract.extra_info_fields(group) if name not in info]
             if missing:
                 raise RuntimeError(f"the suite left out extra_info fields of the {group} group: {', '.join(missing)}")
-            self.timed_benchmarks += 1
+            self.finished.add(benchmark.fullname)
         if info.get("unstable"):
             self.unstable.append(f"{benchmark.name}: IQR/median {info['iqr_over_median']:.0%}")
         benchmark.extra_info.update(info)

@@ -3,6 +3,7 @@ the timed loop behind the quiet gate, and what the timed rounds say (percentiles
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +54,11 @@ def calibrated_rounds(forward, setup, min_rounds: int, min_time: float,
         start = clock()
         forward(*args)
         fastest = min(fastest, clock() - start)
-    return int(min(MAX_ROUNDS, max(min_rounds, np.ceil(min_time / max(fastest, 1e-9)))))
+    needed = max(min_rounds, int(np.ceil(min_time / max(fastest, 1e-9))))
+    if needed > MAX_ROUNDS:
+        warnings.warn(f"--sst2-min-time {min_time:g} s: a benchmark faster than {min_time / MAX_ROUNDS * 1e6:.2f} us per call "
+                      f"is timed for {MAX_ROUNDS:,} rounds only, which is shorter", stacklevel=2)
+    return min(MAX_ROUNDS, needed)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from helpers import QUIET, ROOT, parse_error, run_pytest
+from helpers import QUIET, ROOT, parse_error, parsed, run_pytest
 from sst2mlp import DataError, load_sst2
 from sst2mlp.data import resolve_data_dir
 from sst2mlp.plugin import _oversubscribed
@@ -240,3 +241,108 @@ def test_threshold_and_alpha_are_range_checked(option, expected, capsys):
     with pytest.raises(SystemExit) as exit_code:
         report_main(["check", str(NEW), str(NEW), option])
     assert exit_code.value.code == 2 and expected in capsys.readouterr().err
+
+
+# 15. saving results: checked before the first benchmark; SIGTERM keeps what finished -------------------------------
+
+@pytest.mark.parametrize("destination, expected", [
+    (lambda tmp: f"--benchmark-json={tmp / 'missing' / 'run.json'}", "the folder {tmp}/missing does not exist"),
+    (lambda tmp: f"--benchmark-json={tmp}", "is a folder; expected the path of a file"),
+    (lambda tmp: ("--benchmark-autosave", f"--benchmark-storage=file://{tmp / 'a-file' / 'storage'}"), "cannot write in {tmp}/a-file"),
+])
+def test_a_destination_that_cannot_be_written_stops_the_run_before_any_benchmark(tmp_path, tiny_glue, destination, expected):
+    (tmp_path / "a-file").write_text("not a folder")
+    given = destination(tmp_path)
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, *(given if isinstance(given, tuple) else (given,)))
+    output = run.stdout + run.stderr
+    assert run.returncode == 4 and expected.format(tmp=tmp_path) in output, output[-2000:]
+    assert "passed" not in output and "Traceback" not in output
+
+
+def test_sigterm_saves_exactly_the_finished_benchmarks_which_the_report_and_the_gate_read(tmp_path, tiny_glue, tables_only, capsys):
+    out = tmp_path / "run.json"
+    command = [sys.executable, "-m", "pytest", "benchmarks/bench_mlp.py", f"--sst2-data={tiny_glue}", *TINY,
+               "--sst2-impls=dense,sparse", "--sst2-min-time=1", "-v", "-k", "inference or throughput", f"--benchmark-json={out}"]
+    env = {k: v for k, v in os.environ.items() if k != "SST2MLP_FAIL_ON_SKIP"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    passed, lines = [], []
+    for line in process.stdout:
+        lines.append(line)
+        if " PASSED" in line:
+            passed.append(line.split("::")[1].split(" ")[0])
+            if len(passed) == 2:
+                process.send_signal(signal.SIGTERM)  # the third benchmark is under way
+                break
+    lines += process.stdout.readlines()
+    assert process.wait(timeout=120) != 0
+    output = "".join(lines)
+    saved = json.loads(out.read_text())
+    assert sorted(b["name"] for b in saved["benchmarks"]) == sorted(passed), output[-3000:]
+    assert f"sst2mlp: the run was interrupted; the 2 finished benchmark(s) are saved in {out}" in output
+    assert report_main([str(out), "--out", str(tmp_path / "report")]) == 0
+    assert report_main(["check", str(out), str(out)]) == 0
+    capsys.readouterr()
+
+
+# 16. the report on damaged numbers, and a folder that held another report -------------------------------------------
+
+def test_a_nan_in_the_stats_is_named_and_nothing_is_written(tmp_path, capsys):
+    document = json.loads(NEW.read_text())
+    document["benchmarks"][3]["stats"]["median"] = float("nan")
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(document))
+    assert report_main([str(path), "--out", str(tmp_path / "out"), "--strict"]) == 2
+    assert f"benchmark {document['benchmarks'][3]['name']} has stats.median = nan" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_overwriting_a_two_run_report_with_one_run_leaves_no_old_comparison(tmp_path, tables_only):
+    out = tmp_path / "out"
+    assert report_main([str(NEW), str(ROOT / "tests" / "data" / "0003_smoke.json"), "--out", str(out)]) == 0
+    assert (out / "comparison.md").exists()
+    assert report_main([str(NEW), "--out", str(out)]) == 2  # refused: the folder holds a report
+    assert report_main([str(NEW), "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "comparison.md").exists() and not (out / "comparison.csv").exists()
+
+
+# 17. seeds torch cannot take; options whose cost or effect would surprise ------------------------------------------
+
+def test_seeds_beyond_torchs_range_are_refused_by_the_parser():
+    assert parsed(f"--sst2-seed={2**64 - 5}").seed == 2**64 - 5  # 5 seeds: the last is 2**64 - 1
+    assert "above torch's largest seed 2**64 - 1; expected at most 18446744073709551611" in parse_error(f"--sst2-seed={2**64 - 4}")
+    assert "expected at most" in parse_error(f"--sst2-seed={2**64}")
+
+
+def test_options_whose_cost_or_effect_would_surprise_are_said_once(tiny_glue):
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, "--sst2-impls=dense", "-k", "inference",
+                     "--sst2-seeds=4", "--benchmark-disable", "--benchmark-json=x.json")
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert run.stdout.count("--sst2-seeds 4 adds 2 untimed training(s) per configuration, 2 in all") == 1
+    assert run.stdout.count("--benchmark-disable times nothing, so pytest-benchmark saves nothing") == 1
+
+
+def test_a_training_split_with_one_class_and_a_folder_with_two_formats_are_said(tmp_path):
+    from sst2mlp.corpus import Corpus
+
+    folder = write_glue(tmp_path / "sst2", "sentence\tlabel\ngood \t1\nfine \t1\n", "sentence\tlabel\ngood \t1\nbad \t0\n")
+    (folder / "train-00000.parquet").write_bytes(b"")
+    notes = Corpus(str(folder)).warnings()
+    assert any("holds both GLUE TSV files and parquet files: read train.tsv and dev.tsv" in note for note in notes)
+    assert any("the training split has only label 1: every model learns a constant" in note for note in notes)
+
+
+# 18. parquet files with text labels, or damaged ----------------------------------------------------------------------
+
+def test_parquet_text_labels_and_a_damaged_parquet_file_are_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    pq.write_table(pa.table({"sentence": ["good", "bad"], "label": ["positive", "negative"]}), folder / "train-00000.parquet")
+    pq.write_table(pa.table({"sentence": ["good"], "label": [1]}), folder / "validation-00000.parquet")
+    with pytest.raises(DataError, match=r"train-00000\.parquet: column 'label' holds 'positive'; expected the integers 0"):
+        load_sst2(folder)
+    (folder / "train-00000.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match=r"train-00000\.parquet: cannot read \(.+\); expected readable parquet files"):
+        load_sst2(folder)

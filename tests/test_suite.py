@@ -66,6 +66,7 @@ class FakeBenchmark:
 
     def __init__(self, group, rounds=None, name="b"):
         self.group, self.name, self.extra_info, self.enabled = group, name, {}, rounds is not None
+        self.fullname = f"benchmarks/bench_mlp.py::{name}"
         self.stats = None if rounds is None else SimpleNamespace(stats=SimpleNamespace(data=list(rounds)))
 
 

@@ -45,10 +45,11 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
     runs = load_runs(inputs, strict=strict)
     latest = runs[-1]  # files sort by name, so in a storage folder the newest run is last
     several_impls = len({key.impl for key in latest.rows}) > 1
-    names = FIGURES + RESULTS + (COMPARISON if len(runs) > 1 else ()) + (SPEEDUPS if several_impls else ())
-    existing = [name for name in names if (out / name).exists()]
+    existing = [name for name in FIGURES + RESULTS + COMPARISON + SPEEDUPS if (out / name).exists()]
     if existing and not overwrite:
         raise ReportError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them, or choose another --out")
+    for name in existing:  # a folder holds one report: an earlier report's comparison must not stay beside new tables
+        (out / name).unlink()
     out.mkdir(parents=True, exist_ok=True)
     caption = latest.caption()
     rows = tables.results_table(latest)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,10 @@ def read_run(path: Path) -> Run:
         if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
             raise ReportError(f"{path}: benchmark #{index} has no 'stats'; expected pytest-benchmark JSON")
         info = bench.get("extra_info") or {}
+        bad = [name for name in ("min", "median", "mean") if not _finite_positive(bench["stats"].get(name))]
+        if bad:
+            raise ReportError(f"{path}: benchmark {bench.get('name') or index!s} has stats.{bad[0]} = {bench['stats'].get(bad[0])!r}; "
+                              "expected a finite positive number of seconds (a damaged or hand-edited file?)")
         if bench.get("group") not in contract.GROUPS or any(name not in info for name in contract.READABLE_EXTRA_INFO):
             skipped.append(bench.get("fullname") or bench.get("name") or f"#{index}")
             continue
@@ -174,6 +179,10 @@ def read_run(path: Path) -> Run:
         impl_order.append(impl_order.pop(impl_order.index(REFERENCE_LOOP)))
     return Run(path, document["machine_info"], document.get("commit_info") or {}, document.get("datetime", ""), rows,
                skipped, impl_order, benchmarks=document["benchmarks"])
+
+
+def _finite_positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
