@@ -13,7 +13,7 @@ import pytest
 from helpers import QUIET, ROOT, parse_error, parsed, run_pytest
 from sst2mlp import DataError, load_sst2
 from sst2mlp.data import resolve_data_dir
-from sst2mlp.plugin import _oversubscribed
+from sst2mlp.plugin import _oversubscribed, _unsaved, destination_problem
 from sst2mlp.report import main as report_main
 
 NEW = ROOT / "tests" / "data" / "0002_smoke.json"
@@ -245,17 +245,31 @@ def test_threshold_and_alpha_are_range_checked(option, expected, capsys):
 
 # 15. saving results: checked before the first benchmark; SIGTERM keeps what finished -------------------------------
 
-@pytest.mark.parametrize("destination, expected", [
-    (lambda tmp: f"--benchmark-json={tmp / 'missing' / 'run.json'}", "the folder {tmp}/missing does not exist"),
-    (lambda tmp: f"--benchmark-json={tmp}", "is a folder; expected the path of a file"),
-    (lambda tmp: ("--benchmark-autosave", f"--benchmark-storage=file://{tmp / 'a-file' / 'storage'}"), "cannot write in {tmp}/a-file"),
-])
-def test_a_destination_that_cannot_be_written_stops_the_run_before_any_benchmark(tmp_path, tiny_glue, destination, expected):
+class Options:
+    """pytest's config as destination_problem reads it: getoption by the dest names of pytest-benchmark's options."""
+
+    def __init__(self, **given):
+        self.given = given
+
+    def getoption(self, name, default=None):
+        return self.given.get(name, default)
+
+
+def test_a_destination_that_cannot_be_written_is_named(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
-    given = destination(tmp_path)
-    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, *(given if isinstance(given, tuple) else (given,)))
+    assert f"the folder {tmp_path}/missing does not exist" in destination_problem(
+        Options(benchmark_json=tmp_path / "missing" / "run.json"))
+    assert "is a folder; expected the path of a file" in destination_problem(Options(benchmark_json=tmp_path))
+    storage = f"file://{tmp_path / 'a-file' / 'storage'}"
+    assert f"cannot write in {tmp_path / 'a-file'}" in destination_problem(Options(benchmark_autosave=True, benchmark_storage=storage))
+    assert destination_problem(Options(benchmark_autosave=True, benchmark_storage=f"file://{tmp_path / 'new' / 'storage'}")) is None
+    assert destination_problem(Options(benchmark_json=tmp_path / "missing" / "run.json", benchmark_disable=True)) is None
+
+
+def test_a_run_whose_results_cannot_be_saved_stops_before_any_benchmark(tmp_path, tiny_glue):
+    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, f"--benchmark-json={tmp_path / 'missing' / 'run.json'}")
     output = run.stdout + run.stderr
-    assert run.returncode == 4 and expected.format(tmp=tmp_path) in output, output[-2000:]
+    assert run.returncode == 4 and f"the folder {tmp_path / 'missing'} does not exist" in output, output[-2000:]
     assert "passed" not in output and "Traceback" not in output
 
 
@@ -313,12 +327,13 @@ def test_seeds_beyond_torchs_range_are_refused_by_the_parser():
     assert "expected at most" in parse_error(f"--sst2-seed={2**64}")
 
 
-def test_options_whose_cost_or_effect_would_surprise_are_said_once(tiny_glue):
-    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, "--sst2-impls=dense", "-k", "inference",
-                     "--sst2-seeds=4", "--benchmark-disable", "--benchmark-json=x.json")
-    assert run.returncode == 0, run.stdout[-2000:]
-    assert run.stdout.count("--sst2-seeds 4 adds 2 untimed training(s) per configuration, 2 in all") == 1
-    assert run.stdout.count("--benchmark-disable times nothing, so pytest-benchmark saves nothing") == 1
+def test_options_whose_cost_or_effect_would_surprise_are_said():
+    assert parsed("--sst2-seeds=7", "--sst2-layers=1,2").cost_warnings() == [
+        "--sst2-seeds 7 adds 2 untimed training(s) per configuration, 36 in all (the progress estimate does not include them)"]
+    assert parsed().cost_warnings() == []
+    assert "--benchmark-disable times nothing, so pytest-benchmark saves nothing" in _unsaved(
+        Options(benchmark_disable=True, benchmark_json="x.json"))[0]
+    assert _unsaved(Options(benchmark_json="x.json")) == []
 
 
 def test_a_training_split_with_one_class_and_a_folder_with_two_formats_are_said(tmp_path):

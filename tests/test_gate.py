@@ -97,3 +97,13 @@ def test_a_run_whose_canary_never_ran_counts_as_not_slow():
 def test_runs_saved_without_samples_are_not_judged():
     verdicts, _ = compare(OLD, OLD)
     assert {v.verdict for v in verdicts if v.metric == "time"} == {"no samples"}
+
+
+def test_a_benchmark_saved_without_extra_info_is_named_and_not_compared(tmp_path):
+    interrupted = json.loads(NEW.read_text())
+    interrupted["benchmarks"][0]["extra_info"] = {}
+    name = interrupted["benchmarks"][0]["name"]
+    verdicts, notes = compare(NEW, write(tmp_path, "interrupted.json", interrupted))
+    assert name not in {v.name for v in verdicts}
+    assert any(note.startswith("1 benchmark(s) without extra_info (interrupted before they finished), not compared") and name in note
+               for note in notes)

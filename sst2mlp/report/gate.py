@@ -114,8 +114,13 @@ def compare(baseline: Path, new: Path, threshold: float = 0.10, alpha: float = 0
     if differences and not allow_different_machines:
         raise ReportError(f"{baseline} and {new} come from different set-ups ({'; '.join(differences)}); their timings do not "
                           "compare. Pass --allow-different-machines to compare them anyway")
-    benches = [{b.get("name") or b.get("fullname"): b for b in doc["benchmarks"] if isinstance(b, dict) and "stats" in b} for doc in docs]
+    saved = [[b for b in doc["benchmarks"] if isinstance(b, dict) and "stats" in b] for doc in docs]
+    unfinished = sorted({b.get("name") for run in saved for b in run if not b.get("extra_info")})
+    benches = [{b.get("name") or b.get("fullname"): b for b in run if b.get("extra_info")} for run in saved]
     notes = [f"different set-ups, compared as asked: {'; '.join(differences)}"] if differences else []
+    if unfinished:  # saved by an interrupted run of an earlier version: its rounds stopped midway
+        notes.append(f"{len(unfinished)} benchmark(s) without extra_info (interrupted before they finished), not compared: "
+                     f"{', '.join(unfinished)}")
     only = sorted(set(benches[0]) ^ set(benches[1]))
     if not set(benches[0]) & set(benches[1]):
         raise ReportError(f"{baseline} ({len(benches[0])} benchmarks) and {new} ({len(benches[1])} benchmarks) have no "
