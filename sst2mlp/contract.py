@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 
+from . import stats
+
 GROUPS = ("training", "inference", "throughput")
 
 # Every benchmark's params, so that any of them works with --group-by=param:NAME.
@@ -90,15 +92,27 @@ class Footprint:
 
 
 @dataclass(frozen=True)
-class SeedAccuracies:
-    """Dev accuracy of one configuration's models over seeds, in seed order (the training rounds, then extra seeds)."""
+class AccuracyOverSeeds:
+    """Dev accuracy of models over seeds, in seed order, with its mean, standard deviation and 95% t-interval."""
 
     seeds: list[int]
-    seed_trained_impls: list[str]  # the training impl of each seed's model (extra seeds use the sparse trainer)
     accuracy_seeds: list[float]
     accuracy_mean: float
-    accuracy_std: float | None
+    accuracy_std: float | None  # None for one seed
     accuracy_ci95: list[float] | None
+
+    @classmethod
+    def of(cls, seeds: list[int], accuracies: list[float]) -> AccuracyOverSeeds:
+        summary = stats.mean_interval(accuracies)
+        return cls(list(seeds), list(accuracies), summary["mean"], summary["std"], summary["ci95"])
+
+
+@dataclass(frozen=True)
+class SeedAccuracies:
+    """A configuration's models over seeds: the training rounds, then the untimed extra seeds."""
+
+    accuracy: AccuracyOverSeeds = part(AccuracyOverSeeds)
+    seed_trained_impls: list[str]  # the training impl of each seed's model (extra seeds use the sparse trainer)
     train_accuracy_seeds: list[float]
 
 
@@ -106,11 +120,7 @@ class SeedAccuracies:
 class ApproximateSeeds:
     """An approximate impl's own dev accuracy on every seed's dense-trained model, beside the float models'."""
 
-    seeds: list[int]
-    accuracy_seeds: list[float]
-    accuracy_mean: float
-    accuracy_std: float | None
-    accuracy_ci95: list[float] | None
+    accuracy: AccuracyOverSeeds = part(AccuracyOverSeeds)
     reference_accuracy_seeds: list[float]
 
 

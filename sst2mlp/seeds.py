@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import stats
-from .contract import ApproximateSeeds, SeedAccuracies
+from .contract import AccuracyOverSeeds, ApproximateSeeds, SeedAccuracies
 from .corpus import Corpus
 from .impls import make_variant
 from .model import MLP, ModelConfig
@@ -14,11 +13,6 @@ from .trained import Models, trainer_of
 from .training import TrainResult, accuracy
 
 EXTRA_SEED_TRAINER = trainer_of("sparse")  # the fastest exact trainer: the same function as dense
-
-
-def accuracy_summary(values: list[float]) -> dict:
-    summary = stats.mean_interval(values)
-    return {"accuracy_mean": summary["mean"], "accuracy_std": summary["std"], "accuracy_ci95": summary["ci95"]}
 
 
 @dataclass(frozen=True)
@@ -54,8 +48,8 @@ class SeedRecorder:
             seeds.append(seed)
             trained_by.append(EXTRA_SEED_TRAINER.name)
         dev = [e.dev for e in evaluated]
-        record = SeedAccuracies(seeds=seeds, seed_trained_impls=trained_by, accuracy_seeds=dev,
-                                train_accuracy_seeds=[e.train for e in evaluated], **accuracy_summary(dev))
+        record = SeedAccuracies(accuracy=AccuracyOverSeeds.of(seeds, dev), seed_trained_impls=trained_by,
+                                train_accuracy_seeds=[e.train for e in evaluated])
         self.records[(config, trainer)] = record
         if approximate:
             self._approximate[config] = {name: [e.approximate[name] for e in evaluated] for name in approximate}
@@ -68,8 +62,8 @@ class SeedRecorder:
         if values is None:
             return None
         reference = self.records[(config, "dense")]
-        return ApproximateSeeds(seeds=reference.seeds, accuracy_seeds=values, reference_accuracy_seeds=reference.accuracy_seeds,
-                                **accuracy_summary(values))
+        return ApproximateSeeds(accuracy=AccuracyOverSeeds.of(reference.accuracy.seeds, values),
+                                reference_accuracy_seeds=reference.accuracy.accuracy_seeds)
 
     def _evaluate(self, model: MLP, result: TrainResult, approximate: list[str]) -> SeedResult:
         dev, labels = self.corpus.features(model.config.vocab_size).dev, self.corpus.dev_labels

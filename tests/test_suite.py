@@ -126,7 +126,7 @@ def test_a_training_benchmark_describes_its_own_model_when_one_is_kept_already(t
     suite.models.kept[(config, "dense")] = stand_in
     runs, record = trained_case(suite, config)
     assert suite.models.kept[(config, "dense")] is stand_in  # the impls keep the model they were made from
-    assert record.model.accuracy == record.seeds.accuracy_seeds[0] != -1.0  # the benchmark's own round-0 model
+    assert record.model.accuracy == record.seeds.accuracy.accuracy_seeds[0] != -1.0  # the benchmark's own round-0 model
     assert record.model.final_loss == runs.results[0].final_loss
     with pytest.raises(ValueError, match="only seed 0's models are kept, got seed 1"):
         suite.models.keep(dataclasses.replace(kept, seed=1))
@@ -137,7 +137,7 @@ def test_a_profiling_round_after_the_rounds_is_not_recorded(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2))
     runs, record = trained_case(suite, ModelConfig(1, 8, 20), calls=4)
     assert len(runs.results) == 3 and runs.seeds == [0, 1, 2]
-    assert record.seeds.seeds == [0, 1, 2] and len(record.epoch_seconds) == 2
+    assert record.seeds.accuracy.seeds == [0, 1, 2] and len(record.epoch_seconds) == 2
 
 
 def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
@@ -224,13 +224,13 @@ def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue)
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=7, seeds=5, impls=("dense", "int8")))
     config = ModelConfig(1, 8, 20)
     runs, record = trained_case(suite, config)
-    assert record.seeds.seeds == [7, 8, 9, 10, 11] and record.seeds.seed_trained_impls == ["dense"] * 3 + ["sparse"] * 2
+    assert record.seeds.accuracy.seeds == [7, 8, 9, 10, 11] and record.seeds.seed_trained_impls == ["dense"] * 3 + ["sparse"] * 2
     assert suite.models.trainings == 5  # 3 timed-benchmark rounds, 2 untimed extra seeds
     assert len({tuple(r.epoch_losses) for r in runs.results}) == 3  # different weights and shuffling per round
     again = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=8, seeds=3, impls=("dense", "int8")))
     runs_again, record_again = trained_case(again, config)
-    assert record_again.seeds.accuracy_seeds[:2] == record.seeds.accuracy_seeds[1:3]  # seeds 8 and 9 reproduce
+    assert record_again.seeds.accuracy.accuracy_seeds[:2] == record.seeds.accuracy.accuracy_seeds[1:3]  # seeds 8 and 9 reproduce
     assert runs_again.results[0].epoch_losses == runs.results[1].epoch_losses
-    assert record.seeds.accuracy_ci95[0] <= record.seeds.accuracy_mean <= record.seeds.accuracy_ci95[1]
+    assert record.seeds.accuracy.accuracy_ci95[0] <= record.seeds.accuracy.accuracy_mean <= record.seeds.accuracy.accuracy_ci95[1]
     int8 = BenchmarkCase(suite, config, "int8", 1).inference(_untimed()).approximate_seeds
-    assert len(int8.accuracy_seeds) == 5 and int8.reference_accuracy_seeds == record.seeds.accuracy_seeds
+    assert len(int8.accuracy.accuracy_seeds) == 5 and int8.reference_accuracy_seeds == record.seeds.accuracy.accuracy_seeds
