@@ -58,10 +58,11 @@ def test_a_timed_run_calibrates_then_times_behind_the_gate():
 
 
 def test_calibration_counts_rounds_at_the_fastest_calls_speed():
-    durations = itertools.chain([1e-3] * 10, [1e-4], [1e-3] * 39)  # one call ten times faster than the rest
+    slow, fast = 2.0**-10, 2.0**-13  # about 1 ms and 0.12 ms, exact in binary: the clock's sums stay exact
+    durations = itertools.chain([slow] * 10, [fast], [slow] * 39)  # one call 8x faster than the rest
     clock = itertools.accumulate(itertools.chain.from_iterable((0.0, d) for d in durations))
     rounds = calibrated_rounds(lambda: None, Inputs().next, min_rounds=10, min_time=1.0, clock=lambda: next(clock))
-    assert rounds == 10_000  # 1 s at 0.1 ms per call
+    assert rounds == 2**13  # 1 s at the fastest call's speed
 
 
 def test_calibration_keeps_the_minimum_rounds_and_the_cap():
