@@ -5,8 +5,10 @@ import json
 import pytest
 from test_report import NEW, NEW_AGAIN, OLD
 
+from helpers import ROOT
+from sst2mlp.report import noise
 from sst2mlp.report.cli import main
-from sst2mlp.report.gate import FASTER, SLOW_PHASE, SLOWER, _slow_phase, compare
+from sst2mlp.report.gate import DEFAULT_NOISE, FASTER, NO_SAMPLES, SLOW_PHASE, SLOWER, _slow_phase, compare, with_slowdown
 
 FUSED = "test_inference[L2-H128-V1000-T1-fused-B1]"
 
@@ -18,15 +20,11 @@ def write(tmp_path, name, document):
 
 
 def changed(document, names, factor=None, accuracy_shift=None, measured_while_slow=None):
-    """A copy of a run in which the named benchmarks' samples and stats are `factor` times slower (or accuracies shifted)."""
-    document = copy.deepcopy(document)
+    """A copy of a run in which the named benchmarks are `factor` times slower (or accuracies shifted, or slow-phase)."""
+    document = with_slowdown(document, names, factor) if factor is not None else copy.deepcopy(document)
     for bench in document["benchmarks"]:
         if bench["name"] not in names:
             continue
-        if factor is not None:
-            bench["extra_info"]["samples"] = [x * factor for x in bench["extra_info"]["samples"]]
-            for stat in ("min", "max", "mean", "median"):
-                bench["stats"][stat] *= factor
         if accuracy_shift is not None:
             bench["extra_info"]["accuracy_seeds"] = [a + accuracy_shift for a in bench["extra_info"]["accuracy_seeds"]]
         if measured_while_slow is not None:
@@ -37,7 +35,7 @@ def changed(document, names, factor=None, accuracy_shift=None, measured_while_sl
 def test_a_run_against_itself_passes(tmp_path):
     verdicts, notes = compare(NEW, NEW)
     assert notes == [] and not any(v.fails for v in verdicts)
-    assert {v.verdict for v in verdicts if v.metric == "time"} <= {"same", "no samples"}
+    assert {v.verdict for v in verdicts if v.metric == "time"} <= {"same", NO_SAMPLES}
 
 
 def test_a_30_percent_slowdown_in_one_impl_is_caught_and_nothing_else(tmp_path, capsys):
@@ -45,7 +43,7 @@ def test_a_30_percent_slowdown_in_one_impl_is_caught_and_nothing_else(tmp_path, 
     slower = write(tmp_path, "slower.json", changed(baseline, {FUSED}, factor=1.3))
     verdicts, _ = compare(NEW, slower)
     assert [v.name for v in verdicts if v.verdict == SLOWER] == [FUSED]
-    assert all(v.verdict == "same" for v in verdicts if v.metric == "time" and v.name != FUSED and v.verdict != "no samples")
+    assert all(v.verdict == "same" for v in verdicts if v.metric == "time" and v.name != FUSED and v.verdict != NO_SAMPLES)
     flagged = next(v for v in verdicts if v.name == FUSED)
     assert flagged.ratio == pytest.approx(1.3) and 1.0 < flagged.interval[0] < 1.3 < flagged.interval[1] and flagged.p_value < 0.002
     assert main(["check", str(NEW), str(slower)]) == 1
@@ -96,7 +94,7 @@ def test_a_run_whose_canary_never_ran_counts_as_not_slow():
 
 def test_runs_saved_without_samples_are_not_judged():
     verdicts, _ = compare(OLD, OLD)
-    assert {v.verdict for v in verdicts if v.metric == "time"} == {"no samples"}
+    assert {v.verdict for v in verdicts if v.metric == "time"} == {NO_SAMPLES}
 
 
 def test_a_benchmark_saved_without_extra_info_is_named_and_not_compared(tmp_path):
@@ -107,3 +105,56 @@ def test_a_benchmark_saved_without_extra_info_is_named_and_not_compared(tmp_path
     assert name not in {v.name for v in verdicts}
     assert any(note.startswith("1 benchmark(s) without extra_info (interrupted before they finished), not compared") and name in note
                for note in notes)
+
+
+FULL_RUN = next((ROOT / "docs" / "full-run").glob("*.json"))
+
+
+def test_a_training_ten_times_slower_fails_the_check_though_it_has_four_samples(tmp_path, capsys):
+    """4 rounds a side: the U test cannot reach alpha (p >= 0.03), so every round must lie beyond the other run's."""
+    name = "test_training[L2-H256-V10000-T1-dense-B64]"
+    slower = write(tmp_path, "slower.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=10))
+    assert main(["check", str(FULL_RUN), str(slower)]) == 1
+    output = capsys.readouterr().out
+    line = next(line for line in output.splitlines() if line.startswith(name + " "))
+    assert line.endswith("separation  slower") and "10.000x" in line
+    assert output.strip().splitlines()[-1].startswith("FAIL: 1 slower")
+
+
+def test_a_training_within_its_rounds_spread_is_same(tmp_path):
+    name = "test_training[L2-H256-V10000-T1-dense-B64]"
+    shifted = write(tmp_path, "shifted.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=1.3))
+    verdict = next(v for v in compare(FULL_RUN, shifted)[0] if v.name == name and v.metric == "time")
+    rounds = json.loads(FULL_RUN.read_text())
+    samples = next(b for b in rounds["benchmarks"] if b["name"] == name)["extra_info"]["samples"]
+    expected = SLOWER if min(samples) * 1.3 > max(samples) else "same"  # separated or not, by the real rounds
+    assert verdict.test == "separation" and verdict.verdict == expected
+
+
+def test_several_baselines_set_each_benchmarks_allowance_to_their_spread(tmp_path):
+    baseline = json.loads(NEW.read_text())
+    spread = write(tmp_path, "b2.json", changed(baseline, {FUSED}, factor=1.2))  # the baseline code measured 20% apart
+    new = write(tmp_path, "new.json", changed(baseline, {FUSED}, factor=1.3))  # 18% above the baselines' median (1.1)
+    one, _ = compare(NEW, new)
+    several, _ = compare([NEW, spread], new)
+    fused_one, fused_several = (next(v for v in verdicts if v.name == FUSED) for verdicts in (one, several))
+    assert fused_one.allowance == DEFAULT_NOISE["inference"] and fused_one.verdict == SLOWER
+    assert fused_several.allowance == pytest.approx(0.2) and fused_several.verdict == "same"
+    assert fused_several.baseline == pytest.approx(1.1 * next(b for b in baseline["benchmarks"] if b["name"] == FUSED)["stats"]["median"])
+
+
+def test_each_group_is_judged_against_its_between_run_noise():
+    verdicts, _ = compare(NEW, NEW)
+    groups = {b["name"]: b["group"] for b in json.loads(NEW.read_text())["benchmarks"]}
+    assert {v.allowance for v in verdicts if v.metric == "time" and groups[v.name] == "throughput"} == {DEFAULT_NOISE["throughput"]}
+    assert {v.allowance for v in verdicts if v.metric == "time" and groups[v.name] == "inference"} == {DEFAULT_NOISE["inference"]}
+
+
+def test_the_noise_study_counts_false_alarms_and_what_an_injected_slowdown_the_gate_catches(tmp_path):
+    lines, smallest = noise.study([(NEW, NEW_AGAIN), (NEW_AGAIN, NEW)], impl="sparse", factor=3.0, folder=tmp_path)
+    rows = [line for line in lines if line.startswith("| 1:") or line.startswith("| 2:")]
+    assert len(rows) == 2 and all(row.endswith("| 6/6 |") for row in rows)  # B1, B64 and Bdev at two configurations
+    assert f"False alarms at the defaults: {sum(int(row.split(' | ')[2].split()[0]) for row in rows)}." in lines
+    assert set(smallest) == {"training", "inference", "throughput"}
+    assert all(step is None or step in noise.FACTORS for step in smallest.values())
+    assert smallest["inference"] is not None and smallest["inference"] <= 3.0

@@ -1,7 +1,8 @@
 """sst2mlp-report: figures and tables from saved pytest-benchmark JSON.
 
     sst2mlp-report [JSON files or storage folders; default .benchmarks] --out DIR
-    sst2mlp-report check BASELINE.json NEW.json [--threshold 0.10] [--alpha 0.002]
+    sst2mlp-report check BASELINE.json [BASELINE.json ...] NEW.json [--threshold 0.10] [--alpha 0.002]
+    sst2mlp-report noise RUN1 RUN2 [RUN3 RUN4 ...]
 
 The JSON is the only input; outputs are written only inside --out. Figures and the
 results table describe the last run given (in a storage folder, the newest); with
@@ -98,10 +99,12 @@ def _number_in(expected: str, accepts):
 def check(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sst2mlp-report check",
-        description="Compare two saved runs benchmark by benchmark; exit 1 when a timing got slower by more than the "
-                    "threshold with Mann-Whitney p below alpha, or a configuration's dev accuracy dropped beyond its noise.")
-    parser.add_argument("baseline", type=Path, help="pytest-benchmark JSON of the baseline run")
-    parser.add_argument("new", type=Path, help="pytest-benchmark JSON of the run to check")
+        description="Compare a new run with one or more baseline runs benchmark by benchmark; exit 1 when a timing got "
+                    "slower by more than its allowance (the threshold, or its spread between the baseline runs, or with "
+                    "one baseline its group's measured between-run noise) with significant samples, or a configuration's "
+                    "dev accuracy dropped beyond its noise.")
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
+                        help="pytest-benchmark JSON: the baseline run(s), then the run to check (the last)")
     parser.add_argument("--threshold", type=_number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
                         default=0.10, help="smallest slowdown that counts (default: 0.10, 10%%)")
     parser.add_argument("--alpha", type=_number_in("a probability above 0 and below 1 such as 0.002", lambda v: 0 < v < 1),
@@ -109,11 +112,17 @@ def check(argv: list[str]) -> int:
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare runs whose CPU, torch version, thread counts or denormal mode differ")
     args = parser.parse_args(argv)
+    if len(args.runs) < 2:
+        parser.error("expected at least two runs: a baseline and the run to check")
     try:
-        verdicts, notes = gate.compare(args.baseline, args.new, args.threshold, args.alpha, args.allow_different_machines)
+        verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines)
     except ReportError as error:
         print(f"sst2mlp-report check: error: {error}", file=sys.stderr)
         return 2
+    few = [v.name for v in verdicts if v.verdict == gate.NO_SAMPLES]
+    if few:
+        notes.append(f"{len(few)} benchmark(s) with fewer than 2 samples a side: no verdict, they neither pass nor fail "
+                     "(a training benchmark has one sample per timed round: run with --sst2-train-rounds 2 or more)")
     for note in notes:
         print(f"note: {note}")
     print(gate.format_table(verdicts))
@@ -125,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:
         return check(argv[1:])
+    if argv[:1] == ["noise"]:
+        from .noise import main as noise_main
+
+        return noise_main(argv[1:])
     parser = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0],
-                                     epilog="sst2mlp-report check BASELINE NEW: the regression gate (see check --help)")
+                                     epilog="sst2mlp-report check BASELINE [BASELINE ...] NEW: the regression gate; "
+                                            "sst2mlp-report noise RUN RUN [...]: how the gate does on A/A pairs of runs "
+                                            "(see check --help, noise --help)")
     parser.add_argument("inputs", nargs="*", default=[".benchmarks"], help="pytest-benchmark JSON files or storage folders (default: .benchmarks)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for figures and tables (default: report)")
     parser.add_argument("--overwrite", action="store_true", help="replace figures and tables already in --out")
