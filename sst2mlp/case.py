@@ -11,7 +11,7 @@ from .impls import effective_flops
 from .model import ModelConfig
 from .suite import Suite
 from .timing import CyclingInputs, Timing, round_seconds, stability
-from .trained import TrainedModel, Trainer, TrainingRuns
+from .trained import TrainedModel, TrainingRuns
 from .variants import PreparedVariant
 
 
@@ -41,7 +41,7 @@ class BenchmarkCase:
 
     def training(self, runs: TrainingRuns, benchmark) -> TrainingInfo:
         """After pedantic: the first round's model, every round's accuracy (and, when timed, the extra seeds')."""
-        trainer: Trainer = runs.trainer
+        trainer = runs.trainer
         first = runs.first_model()
         seeds = self.suite.seeds.evaluate(self.config, trainer.name, runs.trained, runs.results, runs.seeds,
                                           extra_seeds=benchmark.enabled)

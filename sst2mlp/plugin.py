@@ -69,11 +69,12 @@ def _benchmarks(items: Iterable) -> list:
 
 
 def _planned(item) -> Planned:
+    """A training benchmark's work is its configuration's FLOPs per example (its time grows with them)."""
     marker = item.get_closest_marker("benchmark")
-    params = getattr(item, "callspec", None).params if hasattr(item, "callspec") else {}
-    training = marker is not None and marker.kwargs.get("group") == "training" and "num_layers" in params
-    work = ModelConfig(params["num_layers"], params["hidden_size"], params["vocab_size"]).flops if training else None
-    return Planned(item.nodeid, work)
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    if marker is None or marker.kwargs.get("group") != "training" or "num_layers" not in params:
+        return Planned(item.nodeid)
+    return Planned(item.nodeid, ModelConfig(params["num_layers"], params["hidden_size"], params["vocab_size"]).flops)
 
 
 class RunHooks:

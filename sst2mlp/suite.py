@@ -47,9 +47,12 @@ class Suite:
         """The rounds of a training benchmark: a warm-up and --sst2-train-rounds timed ones, or one round untimed."""
         self.corpus.features(config.vocab_size)  # featurize before any timing
         rounds = self.options.trained_rounds if timed else 1
-        on_round = (lambda index: self.progress.training_round(index, rounds)) if self.progress is not None else (lambda index: None)
         peak = FirstRoundPeak(self.memory, lambda: self._warm_up_training(trainer.sparse, config.vocab_size))
-        return TrainingRuns(self.models, config, trainer, rounds, peak, on_round)
+        return TrainingRuns(self.models, config, trainer, rounds, peak, on_round=lambda index: self._show_round(index, rounds))
+
+    def _show_round(self, index: int, rounds: int) -> None:
+        if self.progress is not None:
+            self.progress.training_round(index, rounds)
 
     def _warm_up_training(self, sparse: bool, vocab_size: int) -> None:
         """Once a session per input-layer kind, before its first peak-memory reading: a small untimed training.

@@ -9,10 +9,12 @@ import torch
 from helpers import QUIET, run_pytest
 from sst2mlp import contract
 from sst2mlp.case import BenchmarkCase
+from sst2mlp.contract import QuietGateInfo
 from sst2mlp.machine import update_machine_info
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import SuiteOptions
 from sst2mlp.suite import Suite
+from sst2mlp.timing import CyclingInputs, Timing
 from sst2mlp.trained import trainer_of
 from sst2mlp.training import accuracy
 
@@ -96,26 +98,20 @@ def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     suite.models.model_for(other, trainer_of("dense"))
     suite.models.model_for(other, trainer_of("dense"))
     assert suite.models.trainings == 4
-    info = BenchmarkCase(suite, config, "dense", 1).inference(timing=_untimed()).model
+    info = BenchmarkCase(suite, config, "dense", 1).inference(Timing()).model
     assert info.flops == info.effective_flops == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1) == config.flops
     assert info.params == config.params == (20 + 1) * 8 + (8 + 1) * 8 + 8 + 1
     dev = suite.corpus.features(20).dev
     assert info.accuracy == accuracy(first.model, dev, suite.corpus.dev_labels)
-    torchscript = BenchmarkCase(suite, config, "torchscript", 1).inference(_untimed()).model
-    fused = BenchmarkCase(suite, config, "fused", 1).inference(_untimed()).model
-    sparse = BenchmarkCase(suite, config, "sparse", 1).inference(_untimed()).model
+    torchscript = BenchmarkCase(suite, config, "torchscript", 1).inference(Timing()).model
+    fused = BenchmarkCase(suite, config, "fused", 1).inference(Timing()).model
+    sparse = BenchmarkCase(suite, config, "sparse", 1).inference(Timing()).model
     assert torchscript.accuracy == fused.accuracy == info.accuracy and fused.trained_impl == "dense"
     assert fused.effective_flops < sparse.effective_flops
     assert suite.models.trainings == 4  # every impl is made from the same trained dense model
     _, sparse_training = trained_case(suite, config, "sparse")
     assert suite.models.trainings == 7 and sparse_training.model.trained_impl == "sparse"
     assert sparse_training.model.accuracy == accuracy(suite.models.kept[(config, "sparse")].model, dev, suite.corpus.dev_labels)
-
-
-def _untimed():
-    from sst2mlp.timing import Timing
-
-    return Timing()
 
 
 def test_a_training_benchmark_describes_its_own_model_when_one_is_kept_already(tiny_glue):
@@ -144,9 +140,6 @@ def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1, quiet_wait=0))
     config = ModelConfig(1, 8, 20)
     _, training = trained_case(suite, config)
-    from sst2mlp.contract import QuietGateInfo
-    from sst2mlp.timing import CyclingInputs, Timing
-
     timing = Timing([1e-6, 2e-6, 3e-6], QuietGateInfo(1.0, 0.0, 0.0))
     case = BenchmarkCase(suite, config, "int8", 1)
     records = {"training": training, "inference": case.inference(timing),
@@ -230,5 +223,5 @@ def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue)
     assert record_again.seeds.accuracy.accuracy_seeds[:2] == record.seeds.accuracy.accuracy_seeds[1:3]  # seeds 8 and 9 reproduce
     assert runs_again.results[0].epoch_losses == runs.results[1].epoch_losses
     assert record.seeds.accuracy.accuracy_ci95[0] <= record.seeds.accuracy.accuracy_mean <= record.seeds.accuracy.accuracy_ci95[1]
-    int8 = BenchmarkCase(suite, config, "int8", 1).inference(_untimed()).approximate_seeds
+    int8 = BenchmarkCase(suite, config, "int8", 1).inference(Timing()).approximate_seeds
     assert len(int8.accuracy.accuracy_seeds) == 5 and int8.reference_accuracy_seeds == record.seeds.accuracy.accuracy_seeds
