@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import stats
 from ..contract import SST2_DEV_EXAMPLES
-from .runs import ReportError, read_document
+from .runs import ReportError, finite_positive, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "too few samples", "machine in a slow phase"
 INVALID = "invalid median"  # not a finite positive number of seconds: the run is broken, never "same"
@@ -93,8 +93,8 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
     """`bases`: the benchmark in each baseline run (one or more)."""
     medians = [base["stats"].get("median") for base in bases]
     median_b = new["stats"].get("median")
-    if not (all(_valid_seconds(m) for m in medians) and _valid_seconds(median_b)):
-        bad = next((m for m in medians if not _valid_seconds(m)), medians[0])
+    if not (all(finite_positive(m) for m in medians) and finite_positive(median_b)):
+        bad = next((m for m in medians if not finite_positive(m)), medians[0])
         return Verdict(name, "time", bad, median_b, None, None, None, INVALID)
     median_a = float(np.median(medians))
     ratio = median_b / median_a
@@ -119,10 +119,6 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
     elif moved and ratio < 1 and faster_evidence:
         verdict = FASTER
     return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict, allowance, test)
-
-
-def _valid_seconds(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _slow_phase(bench: dict) -> bool:

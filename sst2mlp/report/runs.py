@@ -165,7 +165,7 @@ def read_run(path: Path) -> Run:
         if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
             raise ReportError(f"{path}: benchmark #{index} has no 'stats'; expected pytest-benchmark JSON")
         info = bench.get("extra_info") or {}
-        bad = [name for name in ("min", "median", "mean") if not _finite_positive(bench["stats"].get(name))]
+        bad = [name for name in ("min", "median", "mean") if not finite_positive(bench["stats"].get(name))]
         if bad:
             raise ReportError(f"{path}: benchmark {bench.get('name') or index!s} has stats.{bad[0]} = {bench['stats'].get(bad[0])!r}; "
                               "expected a finite positive number of seconds (a damaged or hand-edited file?)")
@@ -181,7 +181,8 @@ def read_run(path: Path) -> Run:
                skipped, impl_order, benchmarks=document["benchmarks"])
 
 
-def _finite_positive(value) -> bool:
+def finite_positive(value) -> bool:
+    """A number of seconds a timing can have: finite and above zero (not NaN, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
