@@ -1,4 +1,4 @@
-"""CPU training time, batch-1 latency and batched throughput over layers x width x vocabulary x impl.
+"""CPU training time, batch-1 latency, batched throughput and cold start over layers x width x vocabulary x impl.
 
 Training runs first so that the dense training's warm-up round provides the model
 that every impl's latency and throughput use: no configuration is trained more
@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from sst2mlp.coldstart import ROUNDS_WARMUP
 from sst2mlp.timing import CyclingInputs, time_forward
 from sst2mlp.trained import trainer_of
 from sst2mlp.training import TrainConfig
@@ -53,6 +54,18 @@ def test_throughput(benchmark, case, batch_size):
     timing = timed(benchmark, case, batches, max(20, math.ceil(THROUGHPUT_PASSES * len(dev) / batches.batch_size)), 2)
     peak = whole_dev_peak(case, batches.inputs[0]) if batch_size == "dev" else None  # untimed: one more pass
     case.suite.write(benchmark, case.throughput(batches, timing, peak), timed=timing.timed)
+
+
+@pytest.mark.benchmark(group="coldstart")
+@pytest.mark.parametrize("batch_size", [1], ids=batch_id)
+def test_coldstart(benchmark, case, batch_size):
+    """Rounds are processes: from starting one to its first prediction (sst2mlp.coldstart)."""
+    runs = case.coldstart_runs()
+    benchmark.pedantic(runs.run, setup=runs.setup, rounds=case.suite.options.coldstart_rounds,
+                       warmup_rounds=ROUNDS_WARMUP)
+    runs.finish()
+    timed = benchmark.stats is not None
+    case.suite.write(benchmark, case.coldstart(runs, timed), timed=timed)
 
 
 def whole_dev_peak(case, inputs) -> int | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from .contract import InferenceInfo, ModelInfo, ThroughputInfo, TrainingInfo
+from .coldstart import ColdStartRuns
+from .contract import ColdStartInfo, InferenceInfo, ModelInfo, ThroughputInfo, TrainingInfo
 from .features import BagOfWords
 from .impls import effective_flops
 from .model import ModelConfig
@@ -28,7 +29,7 @@ class BenchmarkCase:
 
     @cached_property
     def variant(self) -> PreparedVariant:
-        return self.suite.variants.get(self.config, self.impl)
+        return self.suite.variants.get(self.config, self.impl, self.threads)
 
     def model_info(self, trained: TrainedModel, accuracy: float, flops: float) -> ModelInfo:
         corpus = self.suite.corpus
@@ -57,14 +58,27 @@ class BenchmarkCase:
         return self.model_info(prepared.source, prepared.accuracy, prepared.effective_flops)
 
     def inference(self, timing: Timing) -> InferenceInfo:
-        return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, percentiles=timing.percentiles(),
+        return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
+                             percentiles=timing.percentiles(),
                              gate=timing.gate, stability=timing.stability(),
                              approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
 
     def throughput(self, batches: CyclingInputs, timing: Timing, peak_rss_bytes: int | None) -> ThroughputInfo:
         median = timing.median()
         return ThroughputInfo(
-            model=self._variant_model(), footprint=self.variant.footprint, batch_examples=batches.batch_size,
+            model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
+            batch_examples=batches.batch_size,
             peak_rss_bytes=peak_rss_bytes, examples_per_second=None if median is None else batches.batch_size / median,
             gate=timing.gate, stability=timing.stability(),
             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
+
+    def coldstart_runs(self) -> ColdStartRuns:
+        return self.suite.coldstarts.runs(self.variant, self.config, self.threads, self.dev.rows(0, 1))
+
+    def coldstart(self, runs: ColdStartRuns, timed: bool) -> ColdStartInfo:
+        """After pedantic; for a fused impl also the kernel's first build (once a session, timed runs only)."""
+        build = self.suite.coldstarts.kernel_build_seconds() if timed and self.impl.startswith("fused") else None
+        return ColdStartInfo(model=self._variant_model(), footprint=self.variant.footprint,
+                             coldstart=runs.parts() if timed else None,
+                             stability=stability([r.total for r in runs.timed()]) if timed else None,
+                             kernel_build_seconds=build)

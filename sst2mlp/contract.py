@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from . import stats
 
-GROUPS = ("training", "inference", "throughput")
+GROUPS = ("training", "inference", "throughput", "coldstart")
 
 # Every benchmark's params, so that any of them works with --group-by=param:NAME.
 PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
@@ -19,10 +19,12 @@ PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_s
 # The least a benchmark needs for the report to place it; runs saved by every version of the suite have these.
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
+BASELINE = {"num_layers": 2, "hidden_size": 256, "vocab_size": 10_000}  # the reference report's baseline model
 SST2_DEV_EXAMPLES = 872  # GLUE SST-2's dev split, for runs saved before they recorded `dev_examples`
 
 # When a record holds a part or field: always; only when the rounds were timed (not under --benchmark-disable); only
-# for an approximate impl; or "optional", a field added after runs that the report still reads strictly.
+# for an approximate impl; or "optional", a field added after runs that the report still reads strictly (or, like
+# kernel_build_seconds, one that only some impls have).
 ALWAYS, TIMED, APPROXIMATE, OPTIONAL = None, "timed", "approximate", "optional"
 
 
@@ -92,6 +94,14 @@ class Footprint:
 
 
 @dataclass(frozen=True)
+class Parity:
+    """An impl's dev-set logits against the model it was made from (dense)."""
+
+    agreement_with_dense: float  # share of dev examples with the same prediction
+    max_logit_difference: float  # largest |logit - dense logit| over the dev set
+
+
+@dataclass(frozen=True)
 class AccuracyOverSeeds:
     """Dev accuracy of models over seeds, in seed order, with its mean, standard deviation and 95% t-interval."""
 
@@ -137,6 +147,7 @@ class TrainingInfo:
 class InferenceInfo:
     model: ModelInfo = part(ModelInfo)
     footprint: Footprint = part(Footprint)
+    parity: Parity | None = part(Parity, OPTIONAL)
     percentiles: Percentiles | None = part(Percentiles, TIMED)
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)
@@ -149,13 +160,37 @@ class ThroughputInfo:
     footprint: Footprint = part(Footprint)
     batch_examples: int
     peak_rss_bytes: int | None  # one whole-dev forward pass (None at batch 64)
+    parity: Parity | None = part(Parity, OPTIONAL)
     examples_per_second: float | None = field(default=None, metadata={"when": TIMED})
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)
     approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
 
 
-RECORDS = {"training": TrainingInfo, "inference": InferenceInfo, "throughput": ThroughputInfo}
+@dataclass(frozen=True)
+class ColdStartParts:
+    """Medians over a coldstart benchmark's rounds (each a fresh process) of the phases from starting the process to
+    its first prediction, in seconds (sst2mlp.loaders), and the total; the rounds' process ids."""
+
+    coldstart_interpreter_seconds: float
+    coldstart_imports_seconds: float
+    coldstart_load_seconds: float
+    coldstart_prepare_seconds: float
+    coldstart_first_seconds: float
+    coldstart_total_seconds: float
+    coldstart_pids: list[int]
+
+
+@dataclass(frozen=True)
+class ColdStartInfo:
+    model: ModelInfo = part(ModelInfo)
+    footprint: Footprint = part(Footprint)
+    coldstart: ColdStartParts | None = part(ColdStartParts, TIMED)
+    stability: Stability | None = part(Stability, TIMED)
+    kernel_build_seconds: float | None = optional(None)  # fused impls: the kernel built in an empty cache, once a session
+
+
+RECORDS = {"training": TrainingInfo, "inference": InferenceInfo, "throughput": ThroughputInfo, "coldstart": ColdStartInfo}
 
 
 def flatten(record) -> dict:

@@ -107,6 +107,19 @@ class BagOfWords:
         dense count matrix."""
         return (self.indices, self.offsets, self.counts) if sparse else (self.dense(),)
 
+    def padded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, weights), both (rows, longest row): row i's word ids and counts, padded with id 0 at weight 0. The input
+        layer of the exported models is then a gather of rows weighted and summed, in ops every runtime has (a pad adds
+        0 x a row: exact)."""
+        length = max(1, int(self.nnz_per_row.max())) if len(self) else 1
+        ids = torch.zeros(len(self), length, dtype=torch.int64)
+        weights = torch.zeros(len(self), length, dtype=torch.float32)
+        row = torch.repeat_interleave(torch.arange(len(self)), self.nnz_per_row)
+        position = torch.arange(len(self.indices)) - self.offsets[:-1][row]
+        ids[row, position] = self.indices
+        weights[row, position] = self.counts
+        return ids, weights
+
     def dense(self) -> torch.Tensor:
         out = torch.zeros(len(self), self.vocab_size)
         row_ids = torch.repeat_interleave(torch.arange(len(self)), self.nnz_per_row)

@@ -1,56 +1,75 @@
 """Implementations of one trained MLP: what each executes and how fast, at identical (or int8) weights.
 
-Each impl is one `Impl` record in `REGISTRY`: adding an implementation is adding an entry.
+Each impl is one `Impl` record in `REGISTRY`: adding an implementation is adding an entry. The suite's own impls are
+here; the deployment runtimes' builders are in sst2mlp.runtimes.
 """
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import runtimes
 from .features import BagOfWords
 from .footprint import storage_bytes
 from .kernel import fused_mlp
 from .model import MLP, convert, linear_flops
+from .sessions import RuntimeSettings
 
-Forward = Callable[..., torch.Tensor]
+Forward = Callable[..., "torch.Tensor | np.ndarray"]
+INPUT_FORMS = ("dense", "bags", "padded")  # count rows; (indices, offsets, counts); (ids, weights) padded per batch
 
 
 @dataclass(frozen=True)
 class Impl:
     name: str
     summary: str
-    sparse_input: bool  # reads (indices, offsets, counts) instead of dense count rows
+    input_form: str  # one of INPUT_FORMS
     trainable: bool  # has a training benchmark; the others are made from a trained model
     exact: bool  # same logits as dense within float32 rounding
     skips_inactive_units: bool  # hidden layers read only the inputs the ReLU let through
-    build: Callable[[MLP, BagOfWords], Forward]  # (trained model, example rows) -> forward callable
+    build: Callable[[MLP, BagOfWords, RuntimeSettings], Forward]  # (trained model, example rows, settings) -> forward
     held_bytes: Callable[[Forward], int]  # bytes of what the built forward keeps for its weights
-    save: Callable[[Forward, BinaryIO], None]  # writes the built forward as its users would ship it
+    save: Callable[[Forward, Path], None]  # writes the built forward into a folder as its users would ship it
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
+    model_inputs: Callable[[Forward, BagOfWords], tuple] | None = None  # default: bags.inputs(sparse_input)
+    requires: str | None = None  # the Python module of an optional runtime
+    install: str | None = None  # how to install it, for the line that skips its benchmarks when it is missing
 
-    def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-        return bags.inputs(self.sparse_input)
+    @property
+    def sparse_input(self) -> bool:
+        """Reads the words present (indices or ids with their counts) instead of dense count rows."""
+        return self.input_form != "dense"
+
+    def inputs(self, forward: Forward, bags: BagOfWords) -> tuple:
+        return self.model_inputs(forward, bags) if self.model_inputs else bags.inputs(self.sparse_input)
+
+    def missing(self) -> str | None:
+        """Why this impl cannot run here (its optional runtime is not installed), or None."""
+        if self.requires is None or runtimes.installed(self.requires):
+            return None
+        return f"impl {self.name!r} needs {self.requires}, which is not installed; install it with: {self.install}"
 
 
-def _eager(sparse: bool) -> Callable[[MLP, BagOfWords], Forward]:
-    return lambda trained, _example: convert(trained, sparse=sparse).eval()
+def _eager(sparse: bool) -> Callable[[MLP, BagOfWords, RuntimeSettings], Forward]:
+    return lambda trained, _example, _settings: convert(trained, sparse=sparse).eval()
 
 
 def _module_bytes(module: nn.Module) -> int:
     return storage_bytes([*module.parameters(), *module.buffers()])
 
 
-def _save_state_dict(module: nn.Module, file: BinaryIO) -> None:
-    torch.save(module.state_dict(), file)
+def _save_state_dict(module: nn.Module, folder: Path) -> None:
+    torch.save(module.state_dict(), folder / "model.pt")
 
 
-def _torchscript(trained: MLP, example: BagOfWords) -> Forward:
+def _torchscript(trained: MLP, example: BagOfWords, _settings: RuntimeSettings) -> Forward:
     model = convert(trained, sparse=True).eval()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the fastest exact path here
@@ -65,13 +84,13 @@ def _torchscript_bytes(module: torch.jit.ScriptModule) -> int:
     return storage_bytes([*constants, *module.parameters(), *module.buffers()])
 
 
-def _save_torchscript(module: torch.jit.ScriptModule, file: BinaryIO) -> None:
+def _save_torchscript(module: torch.jit.ScriptModule, folder: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still how TorchScript ships
-        torch.jit.save(module, file)
+        torch.jit.save(module, str(folder / "model.ts"))
 
 
-def _int8(trained: MLP, _example: BagOfWords) -> Forward:
+def _int8(trained: MLP, _example: BagOfWords, _settings: RuntimeSettings) -> Forward:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
         return torch.ao.quantization.quantize_dynamic(convert(trained, sparse=False).eval(), {nn.Linear}, dtype=torch.qint8)
@@ -89,11 +108,11 @@ def _int8_bytes(model: nn.Module) -> int:
     return storage_bytes(tensors)
 
 
-def _fused(trained: MLP, _example: BagOfWords) -> Forward:
+def _fused(trained: MLP, _example: BagOfWords, _settings: RuntimeSettings) -> Forward:
     return fused_mlp(trained)  # copies the parameters into its own layout
 
 
-def _fused_int8_table(trained: MLP, _example: BagOfWords) -> Forward:
+def _fused_int8_table(trained: MLP, _example: BagOfWords, _settings: RuntimeSettings) -> Forward:
     return fused_mlp(trained, int8_table=True)
 
 
@@ -101,28 +120,54 @@ def _fused_bytes(kernel) -> int:
     return kernel.nbytes  # its tensors and its float output bias, counted by the kernel
 
 
-def _save_fused(kernel, file: BinaryIO) -> None:
-    torch.save(list(kernel.state()), file)
+def _save_fused(kernel, folder: Path) -> None:
+    """Its tensors in the kernel's order, the output bias and the layer count: what kernel.fused_from_saved reads."""
+    torch.save({"state": list(kernel.state()), "output_bias": kernel.output_bias, "num_layers": kernel.num_layers},
+               folder / "fused.pt")
+
+
+def _runtime_bytes(forward) -> int:
+    return forward.held_bytes()
+
+
+def _runtime_save(forward, folder: Path) -> None:
+    forward.save(folder)
 
 
 _EAGER = {"held_bytes": _module_bytes, "save": _save_state_dict}
 _FUSED = {"held_bytes": _fused_bytes, "save": _save_fused}
+_RUNTIME = {"held_bytes": _runtime_bytes, "save": _runtime_save, "trainable": False, "skips_inactive_units": False}
+_EXTRA = "pip install -c constraints.txt -e '.[{}]' (or pip install 'sst2mlp[{}]')"
 REGISTRY = (
-    Impl("dense", "the report's model: nn.Linear on dense count vectors", sparse_input=False, trainable=True,
+    Impl("dense", "the report's model: nn.Linear on dense count vectors", input_form="dense", trainable=True,
          exact=True, skips_inactive_units=False, build=_eager(sparse=False), **_EAGER),
-    Impl("sparse", "the input layer an EmbeddingBag over the words present", sparse_input=True, trainable=True,
+    Impl("sparse", "the input layer an EmbeddingBag over the words present", input_form="bags", trainable=True,
          exact=True, skips_inactive_units=False, build=_eager(sparse=True), **_EAGER),
-    Impl("torchscript", "the sparse model traced, frozen and optimized for inference", sparse_input=True,
+    Impl("torchscript", "the sparse model traced, frozen and optimized for inference", input_form="bags",
          trainable=False, exact=True, skips_inactive_units=False, build=_torchscript, held_bytes=_torchscript_bytes,
          save=_save_torchscript),
-    Impl("fused", "the sparse model's whole forward pass as one C++ call (kernel.py)", sparse_input=True,
+    Impl("fused", "the sparse model's whole forward pass as one C++ call (kernel.py)", input_form="bags",
          trainable=False, exact=True, skips_inactive_units=True, build=_fused, **_FUSED),
-    Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", sparse_input=False,
+    Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", input_form="dense",
          trainable=False, exact=False, skips_inactive_units=False, build=_int8, held_bytes=_int8_bytes,
          save=_save_state_dict),
     Impl("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)",
-         sparse_input=True, trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
+         input_form="bags", trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
          scales_input_rows=True, **_FUSED),
+    Impl("onnxruntime", "ONNX Runtime (CPU provider, all graph optimizations) on the model exported to ONNX, its input "
+         "layer a gather of the rows of the words present", input_form="padded", exact=True,
+         build=runtimes.build_onnxruntime, model_inputs=runtimes.padded_numpy, **_RUNTIME),
+    Impl("onnxruntime-int8", "the same ONNX model through onnxruntime's dynamic int8 quantization", input_form="padded",
+         exact=False, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, **_RUNTIME),
+    Impl("openvino", "the same ONNX model compiled by OpenVINO for its CPU device (latency hint, float32)",
+         input_form="padded", exact=True, build=runtimes.build_openvino, model_inputs=runtimes.padded_numpy,
+         requires="openvino", install=_EXTRA.format("openvino", "openvino"), **_RUNTIME),
+    Impl("torch-compile", "the sparse model through torch.compile (inductor, CPU, mode default)", input_form="bags",
+         exact=True, build=runtimes.build_torch_compile, **_RUNTIME),
+    Impl("executorch", "the gathered model lowered to ExecuTorch's XNNPACK backend, run by its Python runtime",
+         input_form="padded", exact=True, build=runtimes.build_executorch,
+         model_inputs=lambda forward, bags: forward.padded(bags), requires="executorch",
+         install=_EXTRA.format("executorch", "executorch"), **_RUNTIME),
 )
 IMPLS = {impl.name: impl for impl in REGISTRY}
 IMPL_NAMES = tuple(IMPLS)
@@ -147,27 +192,40 @@ class Variant:
     impl: Impl
     module: Forward
 
-    def inputs(self, bags: BagOfWords) -> tuple[torch.Tensor, ...]:
-        return self.impl.inputs(bags)
+    def inputs(self, bags: BagOfWords) -> tuple:
+        return self.impl.inputs(self.module, bags)
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.module(*inputs)
+    def __call__(self, *inputs) -> torch.Tensor:
+        """Logits as a tensor of their own (a runtime's numpy result may be a view of a buffer it reuses)."""
+        logits = self.module(*inputs)
+        return logits if isinstance(logits, torch.Tensor) else torch.from_numpy(np.array(logits))
 
     def model_bytes(self) -> int:
         """What the impl holds for its weights once loaded, measured from the objects it keeps."""
         return self.impl.held_bytes(self.module)
 
+    def save(self, folder: Path) -> list[Path]:
+        """The impl saved into `folder` as its users would ship it; the files written."""
+        self.impl.save(self.module, folder)
+        return sorted(path for path in folder.iterdir() if path.is_file())
+
     def file_bytes(self) -> int:
-        """Size of the impl saved as its users would ship it."""
-        buffer = io.BytesIO()
-        self.impl.save(self.module, buffer)
-        return buffer.getbuffer().nbytes
+        """Size of the impl saved as its users would ship it (all its files)."""
+        with tempfile.TemporaryDirectory() as folder:
+            return sum(path.stat().st_size for path in self.save(Path(folder)))
 
 
-def make_variant(name: str, trained: MLP, example: BagOfWords) -> Variant:
-    """The `name` form of a trained model; `example` rows serve as tracing inputs where an impl traces."""
+def make_variant(name: str, trained: MLP, example: BagOfWords, settings: RuntimeSettings | None = None) -> Variant:
+    """The `name` form of a trained model; `example` rows serve as tracing or export inputs where an impl needs them."""
     impl = get_impl(name)
-    return Variant(impl, impl.build(trained, example))
+    problem = impl.missing()
+    if problem:
+        raise RuntimeUnavailable(problem)
+    return Variant(impl, impl.build(trained, example, settings or RuntimeSettings()))
+
+
+class RuntimeUnavailable(RuntimeError):
+    """An impl's optional runtime is not installed; the message names the install command."""
 
 
 def effective_flops(name: str, model: MLP, bags: BagOfWords) -> float:

@@ -157,5 +157,17 @@ def fused_mlp(model: MLP, int8_table: bool = False):
         )
 
 
+def fused_from_saved(saved: dict):
+    """The kernel again from what the fused impls save: its state() (input weight, input bias, output weight, the
+    input scales of an int8 table, then the hidden weights and the hidden biases), output bias and layer count."""
+    state, layers = list(saved["state"]), saved["num_layers"]
+    input_weight, input_bias, output_weight = state[:3]
+    scales = state[3] if len(state) == 3 + 2 * layers + 1 else None
+    hidden = state[len(state) - 2 * layers:]
+    return load_extension().FusedMLP(input_weight=input_weight, input_bias=input_bias, hidden_weights_t=hidden[:layers],
+                                     hidden_biases=hidden[layers:], output_weight=output_weight,
+                                     output_bias=saved["output_bias"], input_scales=scales)
+
+
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone(memory_format=torch.contiguous_format)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .canary import QUIET_SPEED
+from .contract import BASELINE
 from .impls import IMPL_NAMES, TRAINABLE
 from .machine import DENORMAL_MODES
 from .model import ModelConfig
@@ -144,6 +145,11 @@ OPTIONS = (
     Option("--sst2-quiet-speed", "quiet_speed", fraction, str(QUIET_SPEED), "FRACTION",
            "the canary reading, as a fraction of the session's fastest, at which the machine counts as at full speed "
            "and rounds may run; 0.9 also waits out the slower part of full speed, at the cost of more waiting"),
+    Option("--sst2-coldstart", "coldstart", choice(("baseline", "grid", "off")), "baseline", "MODE",
+           "configurations of the coldstart group (every impl, a fresh process per round from start to first "
+           "prediction): baseline, the grid's configuration nearest to L2-H256-V10000; grid: all of them; off"),
+    Option("--sst2-coldstart-rounds", "coldstart_rounds", positive_int, "5", "N",
+           "timed processes per coldstart benchmark, after one untimed warm-up process"),
     Option("--sst2-progress", "progress", choice(("auto", "on", "off")), "auto", "MODE",
            "a progress line (done/total, elapsed, estimate of the rest) between benchmarks; auto: on unless -q"),
     Option("--sst2-preset", "preset", choice(("none", "quick")), "none", "NAME",
@@ -184,6 +190,8 @@ class SuiteOptions:
     seed: int = _default("seed")
     seeds: int | None = _default("seeds")
     denormals: str = _default("denormals")
+    coldstart: str = _default("coldstart")
+    coldstart_rounds: int = _default("coldstart_rounds")
     progress: str = _default("progress")
     preset: str = _default("preset")
 
@@ -233,3 +241,18 @@ class SuiteOptions:
 
     def grid(self) -> list[ModelConfig]:
         return [ModelConfig(n, h, k) for n, h, k in itertools.product(self.layers, self.widths, self.vocabs)]
+
+    def coldstart_grid(self) -> list[ModelConfig]:
+        """--sst2-coldstart: nothing, the whole grid, or its configuration nearest to the baseline (by the sum of
+        |log ratio| of layers + 1, width and vocabulary size)."""
+        if self.coldstart == "off":
+            return []
+        if self.coldstart == "grid":
+            return self.grid()
+        baseline = ModelConfig(**BASELINE)
+
+        def distance(config: ModelConfig) -> float:
+            return (abs(math.log((config.num_layers + 1) / (baseline.num_layers + 1))) +
+                    abs(math.log(config.hidden_size / baseline.hidden_size)) +
+                    abs(math.log(config.vocab_size / baseline.vocab_size)))
+        return [min(self.grid(), key=distance)]

@@ -12,6 +12,7 @@ import torch
 
 from .case import BenchmarkCase
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
+from .impls import RuntimeUnavailable
 from .kernel import KernelUnavailable
 from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from .model import ModelConfig
@@ -52,16 +53,16 @@ def _names(argnames) -> list[str]:
 
 def pytest_generate_tests(metafunc):
     options = metafunc.config.sst2_options
+    group = (metafunc.definition.get_closest_marker("benchmark") or pytest.mark.benchmark()).kwargs.get("group")
     if "model_config" in metafunc.fixturenames:
-        grid = options.grid()
+        grid = options.coldstart_grid() if group == "coldstart" else options.grid()
         metafunc.parametrize("num_layers,hidden_size,vocab_size", [(c.num_layers, c.hidden_size, c.vocab_size) for c in grid],
                              ids=[c.id for c in grid])
     if "pinned_threads" in metafunc.fixturenames:
         metafunc.parametrize("threads", options.threads, ids=[f"T{t}" for t in options.threads])
     explicit = {name for mark in metafunc.definition.iter_markers("parametrize") for name in _names(mark.args[0])}
     if "impl" in metafunc.fixturenames and "impl" not in explicit:
-        trains = metafunc.definition.get_closest_marker("benchmark").kwargs.get("group") == "training"
-        metafunc.parametrize("impl", options.train_impls if trains else options.impls)
+        metafunc.parametrize("impl", options.train_impls if group == "training" else options.impls)
 
 
 def _benchmarks(items: Iterable) -> list:
@@ -276,6 +277,11 @@ def case(request, suite, sst2, model_config, impl, pinned_threads) -> BenchmarkC
     try:
         case.variant  # noqa: B018 (made and cached now)
         return case
+    except RuntimeUnavailable as error:
+        missing = str(error)
     except KernelUnavailable as error:
+        missing = None
         message = str(error)
+    if missing:
+        pytest.skip(missing)  # one line in the summary for all of the impl's benchmarks (pytest groups equal reasons)
     pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from . import contract
 from .canary import Canary, QuietGate
+from .coldstart import ColdStarts
 from .corpus import Corpus
 from .footprint import MemoryMeter
 from .impls import approximate
@@ -24,6 +25,7 @@ class Suite:
     models: Models = field(init=False)
     seeds: SeedRecorder = field(init=False)
     variants: Variants = field(init=False)
+    coldstarts: ColdStarts = field(init=False)
     memory: MemoryMeter = field(default_factory=MemoryMeter, repr=False)
     canary: Canary = field(default_factory=Canary, repr=False)
     progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
@@ -36,7 +38,8 @@ class Suite:
         self.corpus = Corpus(options.data_dir, options.train_limit)
         self.models = Models(self.corpus, options.seed)
         self.seeds = SeedRecorder(self.corpus, self.models, options.seed_count, approximate(options.impls))
-        self.variants = Variants(self.corpus, self.models, self.memory)
+        self.variants = Variants(self.corpus, self.models, self.memory, flush_denormals=options.denormals == "flush")
+        self.coldstarts = ColdStarts(options.denormals)
 
     def check(self) -> None:
         """Before any benchmark: the data loads, and the grid fits the data and the memory (DataError, ValueError)."""

@@ -85,6 +85,9 @@ def predict_logits(model, bags: BagOfWords, batch_size: int = 1024) -> torch.Ten
 
 
 def accuracy(model, bags: BagOfWords, labels: torch.Tensor) -> float:
+    return logit_accuracy(predict_logits(model, bags), labels)
+
+
+def logit_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows where sigmoid(logit) > 0.5 (that is, logit > 0) matches the 0/1 label."""
-    predictions = predict_logits(model, bags) > 0
-    return (predictions == labels.bool()).float().mean().item()
+    return ((logits > 0) == labels.bool()).float().mean().item()

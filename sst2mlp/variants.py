@@ -1,15 +1,19 @@
-"""Every impl's form of the dense model a session trained, with what its benchmarks record about it (made once)."""
+"""Every impl's form of the dense model a session trained, with what its benchmarks record about it (made once per
+configuration, impl and thread count)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .contract import Footprint
+import torch
+
+from .contract import Footprint, Parity
 from .corpus import Corpus
 from .footprint import MemoryMeter
 from .impls import Variant, effective_flops, make_variant
 from .model import ModelConfig
+from .sessions import RuntimeSettings
 from .trained import Models, TrainedModel, trainer_of
-from .training import accuracy
+from .training import logit_accuracy, predict_logits
 
 SOURCE = trainer_of("dense")  # every impl is made from the dense trainer's model: one set of weights per configuration
 
@@ -21,6 +25,12 @@ class PreparedVariant:
     accuracy: float  # its own dev accuracy: differs from the source's only by what the impl changes (int8)
     effective_flops: float
     footprint: Footprint
+    parity: Parity  # its dev predictions and logits against the source model's (dense)
+
+
+def parity(logits: torch.Tensor, reference: torch.Tensor) -> Parity:
+    return Parity(agreement_with_dense=((logits > 0) == (reference > 0)).double().mean().item(),
+                  max_logit_difference=(logits - reference).abs().max().item() if len(logits) else 0.0)
 
 
 @dataclass
@@ -28,15 +38,21 @@ class Variants:
     corpus: Corpus
     models: Models
     memory: MemoryMeter
-    prepared: dict[tuple[ModelConfig, str], PreparedVariant] = field(default_factory=dict)
+    flush_denormals: bool = True
+    prepared: dict[tuple[ModelConfig, str, int], PreparedVariant] = field(default_factory=dict)
 
-    def get(self, config: ModelConfig, impl: str) -> PreparedVariant:
-        if (config, impl) not in self.prepared:
+    def get(self, config: ModelConfig, impl: str, threads: int = 1) -> PreparedVariant:
+        """The impl's variant built for `threads` (a runtime with a thread pool of its own is built with the count)."""
+        key = (config, impl, threads)
+        if key not in self.prepared:
             source = self.models.model_for(config, SOURCE)
-            dev = self.corpus.features(config.vocab_size).dev
-            variant = make_variant(impl, source.model, dev)
+            dev, labels = self.corpus.features(config.vocab_size).dev, self.corpus.dev_labels
+            variant = make_variant(impl, source.model, dev, RuntimeSettings(threads, self.flush_denormals))
             with self.memory.measuring():
                 footprint = Footprint(model_bytes=variant.model_bytes(), file_bytes=variant.file_bytes())
-            self.prepared[(config, impl)] = PreparedVariant(
-                variant, source, accuracy(variant, dev, self.corpus.dev_labels), effective_flops(impl, source.model, dev), footprint)
-        return self.prepared[(config, impl)]
+            with torch.inference_mode():
+                logits, reference = predict_logits(variant, dev), predict_logits(source.model, dev)
+            self.prepared[key] = PreparedVariant(variant, source, logit_accuracy(logits, labels),
+                                                 effective_flops(impl, source.model, dev),
+                                                 footprint, parity(logits, reference))
+        return self.prepared[key]

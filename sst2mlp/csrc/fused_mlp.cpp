@@ -123,6 +123,7 @@ class FusedMLP {
   }
 
   int64_t vocab_size() const { return vocab_; }
+  double output_bias() const { return output_bias_; }
   int64_t hidden_size() const { return hidden_; }
   int64_t num_layers() const { return static_cast<int64_t>(hidden_weights_t_.size()); }
 
@@ -184,6 +185,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("nbytes", &FusedMLP::nbytes)
       .def("__call__", &FusedMLP::forward, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"))
       .def_property_readonly("vocab_size", &FusedMLP::vocab_size)
+      .def_property_readonly("output_bias", &FusedMLP::output_bias)
       .def_property_readonly("hidden_size", &FusedMLP::hidden_size)
       .def_property_readonly("num_layers", &FusedMLP::num_layers);
 }

@@ -1,0 +1,248 @@
+"""Deployment runtimes as impls: the trained model exported once and run by ONNX Runtime (float and dynamic int8),
+OpenVINO and ExecuTorch (XNNPACK), or compiled by torch.compile. Each is built from the same trained weights as the
+suite's own impls, with the suite's thread count and denormal mode, and keeps what its users would ship.
+
+The runtimes other than torch.compile run `GatheredMLP`: its input layer is a gather of the table rows of the words
+present, weighted by their counts and summed (`BagOfWords.padded`), in ops each of them has. Exported with a dense
+count vector instead, the same runtimes were 4-7x slower at batch 1 (docs/runtimes.md).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .features import BagOfWords
+from .model import MLP, convert
+from .sessions import ONNX_INPUTS, ONNX_OUTPUT, RuntimeSettings, openvino_config, session_options
+
+MODEL_FILE = "model.onnx"
+
+
+class GatheredMLP(nn.Module):
+    """The trained MLP's function on (ids, weights) of shape (rows, words): rows of the input table gathered, scaled
+    by the counts and summed, then the hidden and output layers as in MLP. A pad (id 0, weight 0) adds zero."""
+
+    def __init__(self, trained: MLP):
+        super().__init__()
+        source = convert(trained, sparse=True)
+        self.table = nn.Parameter(source.input.bag.weight.detach().clone())  # (vocab, hidden)
+        self.bias = nn.Parameter(source.input.bias.detach().clone())
+        self.hidden, self.output = source.hidden, source.output
+
+    def forward(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        h = torch.relu((self.table[ids] * weights.unsqueeze(-1)).sum(1) + self.bias)
+        for layer in self.hidden:
+            h = torch.relu(layer(h))
+        return self.output(h).flatten()  # flatten, not squeeze: XNNPACK reshapes only one dynamic dimension
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    """torch.onnx and onnxruntime.quantization print progress and advice on stdout and the root logger."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def export_onnx(trained: MLP, example: BagOfWords) -> bytes:
+    """The GatheredMLP of `trained` as an ONNX model (torch.onnx's torch.export-based exporter), rows and words dynamic."""
+    module = GatheredMLP(trained).eval()
+    rows, words = torch.export.Dim("rows"), torch.export.Dim("words")
+    with _quiet_export(), torch.inference_mode(False), torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+        program = torch.onnx.export(module, example.rows(0, min(3, len(example))).padded(), input_names=list(ONNX_INPUTS),
+                                    output_names=[ONNX_OUTPUT], dynamic_shapes=({0: rows, 1: words}, {0: rows, 1: words}),
+                                    dynamo=True, verbose=False)
+        path = Path(folder) / MODEL_FILE
+        program.save(str(path))
+        return path.read_bytes()
+
+
+def quantize_onnx(model: bytes) -> bytes:
+    """onnxruntime's dynamic int8 quantization: int8 weights (the gathered table included) with float scales."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_export(), tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "float.onnx", Path(folder) / MODEL_FILE
+        source.write_bytes(model)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+def initializer_bytes(model: bytes) -> int:
+    """Bytes of the ONNX model's initializers: the weights a session keeps (it may add repacked copies of its own)."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    return sum(onnx.numpy_helper.to_array(tensor).nbytes for tensor in proto.graph.initializer)
+
+
+class OnnxRuntimeForward:
+    """An onnxruntime InferenceSession (CPU provider, all graph optimizations) on the exported model: (ids, weights)
+    as numpy arrays -> logits."""
+
+    def __init__(self, model: bytes, settings: RuntimeSettings):
+        import onnxruntime
+
+        self.model = model
+        self.session = onnxruntime.InferenceSession(model, session_options(settings), providers=["CPUExecutionProvider"])
+        self._run, self._outputs = self.session.run, [ONNX_OUTPUT]
+
+    def __call__(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return self._run(self._outputs, {"ids": ids, "weights": weights})[0]
+
+    def held_bytes(self) -> int:
+        return initializer_bytes(self.model)
+
+    def save(self, folder: Path) -> None:
+        (folder / MODEL_FILE).write_bytes(self.model)
+
+
+class OpenVinoForward:
+    """The exported model read by OpenVINO and compiled for its CPU device; one infer request, inputs shared (no copy)."""
+
+    def __init__(self, model: bytes, settings: RuntimeSettings):
+        import openvino
+
+        core = openvino.Core()
+        self.model = _read_openvino(core, model)
+        self.compiled = core.compile_model(self.model, "CPU", openvino_config(settings))
+        self.request = self.compiled.create_infer_request()
+        self._infer, self._output = self.request.infer, self.request.get_output_tensor
+
+    def __call__(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        self._infer((ids, weights), share_inputs=True)
+        return self._output(0).data  # a view of the request's buffer: the next call overwrites it
+
+    def held_bytes(self) -> int:
+        """Bytes of the model's constants (its weights), as OpenVINO read them."""
+        return sum(op.get_byte_size() for op in self.model.get_ops() if op.get_type_name() == "Constant")
+
+    def save(self, folder: Path) -> None:
+        """OpenVINO's IR: model.xml and model.bin, float32 kept (save_model would compress the weights to fp16)."""
+        import openvino
+
+        openvino.save_model(self.model, str(folder / "model.xml"), compress_to_fp16=False)
+
+
+def _read_openvino(core, model: bytes):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / MODEL_FILE
+        path.write_bytes(model)
+        return core.read_model(str(path))
+
+
+class CompiledForward:
+    """The sparse model through torch.compile (inductor, mode "default"); compiled at build time on a batch of one
+    and a batch of several rows, under no_grad (inductor cannot compile under inference mode) and then under
+    inference mode, the mode it is timed in, so that no compilation happens inside a timing."""
+
+    def __init__(self, trained: MLP, example: BagOfWords):
+        self.model = convert(trained, sparse=True).eval()
+        self.compiled = torch.compile(self.model, mode="default")
+        shapes = [example.rows(0, 1), example.rows(0, min(len(example), 64)), example.rows(1, min(len(example), 3))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for grad_mode in (torch.no_grad, torch.inference_mode):
+                with torch.inference_mode(False), grad_mode():
+                    for bags in shapes:
+                        self.compiled(*self.model.inputs(bags))
+
+    def __call__(self, indices: torch.Tensor, offsets: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return self.compiled(indices, offsets, counts)
+
+    def held_bytes(self) -> int:
+        from .footprint import storage_bytes
+
+        return storage_bytes([*self.model.parameters(), *self.model.buffers()])
+
+    def save(self, folder: Path) -> None:
+        """A compiled model is not saved: its users ship the state_dict and compile at load (the coldstart group
+        times that)."""
+        torch.save(self.model.state_dict(), folder / "model.pt")
+
+
+class ExecuTorchForward:
+    """The GatheredMLP lowered to ExecuTorch with the XNNPACK backend, run by ExecuTorch's Python runtime. XNNPACK
+    takes one dynamic dimension, so the words axis is fixed at the longest row of the example rows (the dev set)."""
+
+    def __init__(self, trained: MLP, example: BagOfWords, settings: RuntimeSettings):
+        with _quiet_export():  # importing executorch loads torchao, which logs warnings about kernels this CPU lacks
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+
+        self.words = int(example.nnz_per_row.max()) if len(example) else 1
+        self.program = lower_to_executorch(GatheredMLP(trained).eval(), self.padded(example.rows(0, min(3, len(example)))),
+                                           max_rows=max(3, len(example)))
+        portable_lib._unsafe_reset_threadpool(settings.threads)
+        self.method = Runtime.get().load_program(self.program).load_method("forward")
+        self._execute = self.method.execute
+
+    def padded(self, bags: BagOfWords) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, weights = bags.padded()
+        if ids.shape[1] > self.words:
+            raise ValueError(f"a row has {ids.shape[1]} words; the ExecuTorch program takes at most {self.words}")
+        pad = (0, self.words - ids.shape[1])
+        return nn.functional.pad(ids, pad), nn.functional.pad(weights, pad)
+
+    def __call__(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self._execute((ids, weights))[0]
+
+    def held_bytes(self) -> int:
+        """The program buffer the runtime keeps: its weights are in it."""
+        return len(self.program)
+
+    def save(self, folder: Path) -> None:
+        (folder / "model.pte").write_bytes(self.program)
+
+
+def lower_to_executorch(module: nn.Module, example: tuple[torch.Tensor, torch.Tensor], max_rows: int) -> bytes:
+    """ExecuTorch plans its memory for the largest batch: `max_rows` (the whole dev set), not an arbitrary bound."""
+    rows = torch.export.Dim("rows", max=max_rows)
+    with _quiet_export(), torch.inference_mode(False), torch.no_grad():
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+
+        exported = torch.export.export(module, example, dynamic_shapes=({0: rows}, {0: rows}))
+        return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+
+def padded_numpy(_forward, bags: BagOfWords) -> tuple[np.ndarray, ...]:
+    """ONNX Runtime and OpenVINO take numpy arrays: views of the tensors, no copy."""
+    return tuple(tensor.numpy() for tensor in bags.padded())
+
+
+def build_onnxruntime(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
+    return OnnxRuntimeForward(export_onnx(trained, example), settings)
+
+
+def build_onnxruntime_int8(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
+    return OnnxRuntimeForward(quantize_onnx(export_onnx(trained, example)), settings)
+
+
+def build_openvino(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OpenVinoForward:
+    return OpenVinoForward(export_onnx(trained, example), settings)
+
+
+def build_torch_compile(trained: MLP, example: BagOfWords, _settings: RuntimeSettings) -> CompiledForward:
+    return CompiledForward(trained, example)  # torch's own threads, pinned by the suite
+
+
+def build_executorch(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> ExecuTorchForward:
+    return ExecuTorchForward(trained, example, settings)
