@@ -8,7 +8,7 @@ from functools import cached_property
 from .coldstart import ColdStartRuns
 from .contract import ColdStartInfo, InferenceInfo, ModelInfo, ThroughputInfo, TrainingInfo
 from .features import BagOfWords
-from .impls import effective_flops
+from .impls import IMPLS, effective_flops
 from .model import ModelConfig
 from .suite import Suite
 from .timing import CyclingInputs, Timing, round_seconds, stability
@@ -33,12 +33,14 @@ class BenchmarkCase:
 
     def model_info(self, trained: TrainedModel, accuracy: float, flops: float) -> ModelInfo:
         corpus = self.suite.corpus
+        impl = IMPLS.get(self.impl)  # None for the reference loop, a trainer of its own
         return ModelInfo(
             num_layers=self.config.num_layers, hidden_size=self.config.hidden_size, vocab_size=self.config.vocab_size,
             threads=self.threads, impl=self.impl, flops=self.config.flops, effective_flops=flops, params=self.config.params,
             trained_impl=trained.trained_impl, seed=trained.seed, accuracy=accuracy,
             train_accuracy=trained.result.train_accuracy, final_loss=trained.result.final_loss,
-            train_examples=len(corpus.data.train), dev_examples=len(corpus.data.dev))
+            train_examples=len(corpus.data.train), dev_examples=len(corpus.data.dev),
+            exact=impl.exact if impl else True, peer_runtime=impl.peer if impl else False)
 
     def training(self, runs: TrainingRuns, benchmark) -> TrainingInfo:
         """After pedantic: the first round's model, every round's accuracy (and, when timed, the extra seeds')."""

@@ -56,6 +56,8 @@ class ModelInfo:
     final_loss: float
     train_examples: int
     dev_examples: int
+    exact: bool = optional(True)  # same logits as dense within float32 rounding (not int8)
+    peer_runtime: bool = optional(False)  # a deployment runtime (ONNX Runtime, OpenVINO, ...), not the suite's own
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class Impl:
     save: Callable[[Forward, Path], None]  # writes the built forward into a folder as its users would ship it
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
     model_inputs: Callable[[Forward, BagOfWords], tuple] | None = None  # default: bags.inputs(sparse_input)
+    peer: bool = False  # a deployment runtime's, not one of the suite's own implementations
+    runtime: str = "torch"  # the package that runs it (its version and thread setting go into machine_info)
     requires: str | None = None  # the Python module of an optional runtime
     install: str | None = None  # how to install it, for the line that skips its benchmarks when it is missing
 
@@ -136,7 +138,8 @@ def _runtime_save(forward, folder: Path) -> None:
 
 _EAGER = {"held_bytes": _module_bytes, "save": _save_state_dict}
 _FUSED = {"held_bytes": _fused_bytes, "save": _save_fused}
-_RUNTIME = {"held_bytes": _runtime_bytes, "save": _runtime_save, "trainable": False, "skips_inactive_units": False}
+_RUNTIME = {"held_bytes": _runtime_bytes, "save": _runtime_save, "trainable": False, "skips_inactive_units": False,
+            "peer": True}
 _EXTRA = "pip install -c constraints.txt -e '.[{}]' (or pip install 'sst2mlp[{}]')"
 REGISTRY = (
     Impl("dense", "the report's model: nn.Linear on dense count vectors", input_form="dense", trainable=True,
@@ -156,17 +159,18 @@ REGISTRY = (
          scales_input_rows=True, **_FUSED),
     Impl("onnxruntime", "ONNX Runtime (CPU provider, all graph optimizations) on the model exported to ONNX, its input "
          "layer a gather of the rows of the words present", input_form="padded", exact=True,
-         build=runtimes.build_onnxruntime, model_inputs=runtimes.padded_numpy, **_RUNTIME),
+         build=runtimes.build_onnxruntime, model_inputs=runtimes.padded_numpy, runtime="onnxruntime", **_RUNTIME),
     Impl("onnxruntime-int8", "the same ONNX model through onnxruntime's dynamic int8 quantization", input_form="padded",
-         exact=False, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, **_RUNTIME),
+         exact=False, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, runtime="onnxruntime",
+         **_RUNTIME),
     Impl("openvino", "the same ONNX model compiled by OpenVINO for its CPU device (latency hint, float32)",
          input_form="padded", exact=True, build=runtimes.build_openvino, model_inputs=runtimes.padded_numpy,
-         requires="openvino", install=_EXTRA.format("openvino", "openvino"), **_RUNTIME),
+         runtime="openvino", requires="openvino", install=_EXTRA.format("openvino", "openvino"), **_RUNTIME),
     Impl("torch-compile", "the sparse model through torch.compile (inductor, CPU, mode default)", input_form="bags",
          exact=True, build=runtimes.build_torch_compile, **_RUNTIME),
     Impl("executorch", "the gathered model lowered to ExecuTorch's XNNPACK backend, run by its Python runtime",
          input_form="padded", exact=True, build=runtimes.build_executorch,
-         model_inputs=lambda forward, bags: forward.padded(bags), requires="executorch",
+         model_inputs=lambda forward, bags: forward.padded(bags), runtime="executorch", requires="executorch",
          install=_EXTRA.format("executorch", "executorch"), **_RUNTIME),
 )
 IMPLS = {impl.name: impl for impl in REGISTRY}
@@ -180,9 +184,14 @@ def get_impl(name: str) -> Impl:
     return IMPLS[name]
 
 
+def runtimes_of(names) -> list[str]:
+    """The packages that run the impls among `names`, in registry order."""
+    return list(dict.fromkeys(impl.runtime for impl in REGISTRY if impl.name in names))
+
+
 def approximate(names) -> list[str]:
-    """The impls among `names` that change the model's function (int8), in registry order."""
-    return [impl.name for impl in REGISTRY if not impl.exact and impl.name in names]
+    """The impls among `names` that change the model's function (int8) and can run here, in registry order."""
+    return [impl.name for impl in REGISTRY if not impl.exact and impl.name in names and not impl.missing()]
 
 
 @dataclass

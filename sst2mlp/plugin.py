@@ -12,7 +12,7 @@ import torch
 
 from .case import BenchmarkCase
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
-from .impls import RuntimeUnavailable
+from .impls import IMPLS, RuntimeUnavailable
 from .kernel import KernelUnavailable
 from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from .model import ModelConfig
@@ -102,6 +102,25 @@ class RunHooks:
         kept = [b for b in output_json["benchmarks"] if b.get("fullname") not in self.planned or b.get("fullname") in finished]
         self.left_out = [b.get("name") for b in output_json["benchmarks"] if b not in kept]
         output_json["benchmarks"] = kept
+
+    @pytest.hookimpl(trylast=True)  # after -k and -m: the count is of the benchmarks the run would have had
+    def pytest_collection_modifyitems(self, session, config, items):
+        """Benchmarks of an impl whose optional runtime is not installed are left out, with one line per runtime
+        that says how to install it (not a skip or an error per benchmark)."""
+        left_out: dict[str, list] = {}
+        for item in items:
+            impl = item.callspec.params.get("impl") if hasattr(item, "callspec") else None
+            problem = IMPLS[impl].missing() if impl in IMPLS else None
+            if problem:
+                left_out.setdefault(problem, []).append(item)
+        if not left_out:
+            return
+        dropped = [item for group in left_out.values() for item in group]
+        items[:] = [item for item in items if item not in dropped]
+        config.hook.pytest_deselected(items=dropped)
+        for problem, group in left_out.items():
+            config.issue_config_time_warning(
+                pytest.PytestWarning(f"sst2mlp: {problem}; its {len(group)} benchmark(s) are left out"), stacklevel=2)
 
     def pytest_collection_finish(self, session):
         """Before any benchmark: check the data and the grid once (one error, not one per benchmark), then record
@@ -277,11 +296,6 @@ def case(request, suite, sst2, model_config, impl, pinned_threads) -> BenchmarkC
     try:
         case.variant  # noqa: B018 (made and cached now)
         return case
-    except RuntimeUnavailable as error:
-        missing = str(error)
-    except KernelUnavailable as error:
-        missing = None
+    except (KernelUnavailable, RuntimeUnavailable) as error:
         message = str(error)
-    if missing:
-        pytest.skip(missing)  # one line in the summary for all of the impl's benchmarks (pytest groups equal reasons)
     pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback

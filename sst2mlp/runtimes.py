@@ -9,6 +9,7 @@ count vector instead, the same runtimes were 4-7x slower at batch 1 (docs/runtim
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import logging
@@ -39,7 +40,8 @@ class GatheredMLP(nn.Module):
         self.hidden, self.output = source.hidden, source.output
 
     def forward(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        h = torch.relu((self.table[ids] * weights.unsqueeze(-1)).sum(1) + self.bias)
+        # F.embedding exports as ONNX Gather, which onnxruntime's int8 quantization covers (an indexing GatherND not)
+        h = torch.relu((nn.functional.embedding(ids, self.table) * weights.unsqueeze(-1)).sum(1) + self.bias)
         for layer in self.hidden:
             h = torch.relu(layer(h))
         return self.output(h).flatten()  # flatten, not squeeze: XNNPACK reshapes only one dynamic dimension
@@ -61,17 +63,44 @@ def _quiet_export():
             logging.disable(logging.NOTSET)
 
 
-def export_onnx(trained: MLP, example: BagOfWords) -> bytes:
-    """The GatheredMLP of `trained` as an ONNX model (torch.onnx's torch.export-based exporter), rows and words dynamic."""
-    module = GatheredMLP(trained).eval()
+def export_onnx(trained: MLP) -> bytes:
+    """The GatheredMLP of `trained` as an ONNX model: torch.onnx's export of its shape, with its weights put in."""
+    config = trained.config
+    return with_weights(_exported_shape(config.num_layers, config.hidden_size, config.vocab_size), GatheredMLP(trained))
+
+
+@functools.lru_cache(maxsize=2)
+def _exported_shape(num_layers: int, hidden_size: int, vocab_size: int) -> bytes:
+    """torch.onnx's (torch.export-based) export of a GatheredMLP of this shape, rows and words dynamic. It takes a few
+    seconds where putting other weights in takes milliseconds, so every seed's model of a configuration (the int8
+    runtime is made from each) shares one export."""
+    module = GatheredMLP(MLP(num_layers, hidden_size, vocab_size).eval()).eval()
+    example = (torch.zeros(3, 4, dtype=torch.int64), torch.ones(3, 4))  # sizes above 1: export keeps them dynamic
     rows, words = torch.export.Dim("rows"), torch.export.Dim("words")
     with _quiet_export(), torch.inference_mode(False), torch.no_grad(), tempfile.TemporaryDirectory() as folder:
-        program = torch.onnx.export(module, example.rows(0, min(3, len(example))).padded(), input_names=list(ONNX_INPUTS),
-                                    output_names=[ONNX_OUTPUT], dynamic_shapes=({0: rows, 1: words}, {0: rows, 1: words}),
-                                    dynamo=True, verbose=False)
+        program = torch.onnx.export(module, example, input_names=list(ONNX_INPUTS), output_names=[ONNX_OUTPUT],
+                                    dynamic_shapes=({0: rows, 1: words}, {0: rows, 1: words}), dynamo=True, verbose=False)
         path = Path(folder) / MODEL_FILE
         program.save(str(path))
         return path.read_bytes()
+
+
+def with_weights(exported: bytes, module: GatheredMLP) -> bytes:
+    """The exported model with `module`'s parameters as its initializers: each found by its parameter's name, the
+    input table (which the exporter folds into a constant of its own name) by its shape."""
+    import onnx
+
+    proto = onnx.load_from_string(exported)
+    parameters = {name: value.detach().numpy() for name, value in module.state_dict().items()}
+    table = parameters.pop("table")
+    by_shape = [init for init in proto.graph.initializer if init.name not in parameters and tuple(init.dims) == table.shape]
+    if len(by_shape) != 1 or any(name not in {i.name for i in proto.graph.initializer} for name in parameters):
+        raise RuntimeError("the ONNX export's initializers do not match the model's parameters: unknown exporter layout")
+    for init in proto.graph.initializer:
+        value = table if init is by_shape[0] else parameters.get(init.name)
+        if value is not None:
+            init.CopyFrom(onnx.numpy_helper.from_array(value, init.name))
+    return proto.SerializeToString()
 
 
 def quantize_onnx(model: bytes) -> bytes:
@@ -228,16 +257,16 @@ def padded_numpy(_forward, bags: BagOfWords) -> tuple[np.ndarray, ...]:
     return tuple(tensor.numpy() for tensor in bags.padded())
 
 
-def build_onnxruntime(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
-    return OnnxRuntimeForward(export_onnx(trained, example), settings)
+def build_onnxruntime(trained: MLP, _example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
+    return OnnxRuntimeForward(export_onnx(trained), settings)
 
 
-def build_onnxruntime_int8(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
-    return OnnxRuntimeForward(quantize_onnx(export_onnx(trained, example)), settings)
+def build_onnxruntime_int8(trained: MLP, _example: BagOfWords, settings: RuntimeSettings) -> OnnxRuntimeForward:
+    return OnnxRuntimeForward(quantize_onnx(export_onnx(trained)), settings)
 
 
-def build_openvino(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> OpenVinoForward:
-    return OpenVinoForward(export_onnx(trained, example), settings)
+def build_openvino(trained: MLP, _example: BagOfWords, settings: RuntimeSettings) -> OpenVinoForward:
+    return OpenVinoForward(export_onnx(trained), settings)
 
 
 def build_torch_compile(trained: MLP, example: BagOfWords, _settings: RuntimeSettings) -> CompiledForward:

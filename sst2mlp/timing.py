@@ -16,7 +16,9 @@ from .contract import Percentiles, QuietGateInfo, Stability
 from .features import BagOfWords
 from .impls import Variant
 
-CALIBRATION_CALLS = 50
+CALIBRATION_CALLS = 50  # at most; a slow benchmark stops after CALIBRATION_SECONDS of calls, and at least
+CALIBRATION_MIN_CALLS = 5  # calls: a whole-dev pass of a slow runtime takes 0.1 s, 50 of them more than its timing
+CALIBRATION_SECONDS = 0.25
 MAX_ROUNDS = 300_000
 PERCENTILES = (50, 90, 99)
 
@@ -48,12 +50,15 @@ def calibrated_rounds(forward, setup, min_rounds: int, min_time: float,
                       clock: Callable[[], float] = time.perf_counter) -> int:
     """At least `min_rounds`, and enough rounds to time for `min_time` seconds at the speed of the fastest of a few
     untimed calls (a call slowed by the machine would make the measurement too short)."""
-    fastest = float("inf")
-    for _ in range(CALIBRATION_CALLS):
+    fastest, spent = float("inf"), 0.0
+    for call in range(CALIBRATION_CALLS):
+        if call >= CALIBRATION_MIN_CALLS and spent >= CALIBRATION_SECONDS:
+            break
         args, _ = setup()
         start = clock()
         forward(*args)
-        fastest = min(fastest, clock() - start)
+        duration = clock() - start
+        fastest, spent = min(fastest, duration), spent + duration
     needed = max(min_rounds, int(np.ceil(min_time / max(fastest, 1e-9))))
     if needed > MAX_ROUNDS:
         warnings.warn(f"--sst2-min-time {min_time:g} s: a benchmark faster than {min_time / MAX_ROUNDS * 1e6:.2f} us per call "

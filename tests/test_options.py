@@ -53,10 +53,20 @@ def test_defaults_come_from_the_option_records():
         ("--sst2-quiet-wait=-1", "argument --sst2-quiet-wait: expected a number of seconds, 0 or more, such as 20, got '-1'"),
         ("--sst2-quiet-speed=1.5", "argument --sst2-quiet-speed: expected a fraction above 0 and at most 1, such as 0.8, got '1.5'"),
         ("--sst2-preset=fast", "argument --sst2-preset: expected one of none, quick, got 'fast'"),
+        ("--sst2-coldstart=all", "argument --sst2-coldstart: expected one of baseline, grid, off, got 'all'"),
+        ("--sst2-coldstart-rounds=0", "argument --sst2-coldstart-rounds: expected a positive integer such as 4, got '0'"),
     ],
 )
 def test_malformed_option_is_refused_with_the_flag_and_the_expectation(option, expected):
     assert expected in parse_error(option)
+
+
+def test_coldstart_covers_the_configuration_nearest_the_baseline_by_default():
+    assert SuiteOptions().coldstart_grid() == [ModelConfig(2, 256, 10000)]
+    assert parsed("--sst2-layers=1,4", "--sst2-widths=128,512", "--sst2-vocabs=1000").coldstart_grid() == [ModelConfig(1, 128, 1000)]
+    assert parsed("--sst2-layers=1,2", "--sst2-widths=128,300", "--sst2-vocabs=1000,8000").coldstart_grid() == [ModelConfig(2, 300, 8000)]
+    assert parsed("--sst2-coldstart=grid").coldstart_grid() == SuiteOptions().grid()
+    assert parsed("--sst2-coldstart=off").coldstart_grid() == []
 
 
 def test_pytest_stops_a_malformed_option_with_a_usage_error():
@@ -78,11 +88,11 @@ def test_missing_data_folder_is_a_usage_error(tmp_path):
 
 
 def test_every_option_is_in_pytest_help_with_its_default():
-    help_text = " ".join(run_pytest("--help").stdout.split())
+    help_text = "".join(run_pytest("--help").stdout.split())  # argparse wraps long defaults, at hyphens too
     for option in OPTIONS:
         assert option.flag in help_text
         if option.default is not None:
-            assert f"(default: {option.default})" in help_text
+            assert f"(default:{option.default})" in help_text
 
 
 def test_the_readme_options_table_matches_the_option_records():

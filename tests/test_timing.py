@@ -65,6 +65,14 @@ def test_calibration_counts_rounds_at_the_fastest_calls_speed():
     assert rounds == 2**13  # 1 s at the fastest call's speed
 
 
+def test_calibration_of_a_slow_call_stops_after_its_time_budget():
+    calls = []
+    ticks = itertools.accumulate(itertools.cycle((0.0, 0.1)))  # every call 0.1 s
+    rounds = calibrated_rounds(lambda: calls.append(1), Inputs().next, min_rounds=20, min_time=1.0, clock=lambda: next(ticks))
+    assert len(calls) == timing.CALIBRATION_MIN_CALLS  # 0.25 s of calls is passed after 3, but 5 are the least
+    assert rounds == 20
+
+
 def test_calibration_keeps_the_minimum_rounds_and_the_cap():
     def clock_at(duration):
         ticks = itertools.accumulate(itertools.cycle((0.0, duration)))

@@ -24,6 +24,7 @@ from .runs import ReportError, load_runs
 RESULTS = ("results.md", "results.csv", "claims.md")
 COMPARISON = ("comparison.md", "comparison.csv")
 SPEEDUPS = ("speedups.md", "speedups.csv")
+RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv")
 
 
 RESULTS_NOTE = (
@@ -46,7 +47,7 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
     runs = load_runs(inputs, strict=strict)
     latest = runs[-1]  # files sort by name, so in a storage folder the newest run is last
     several_impls = len({key.impl for key in latest.rows}) > 1
-    existing = [name for name in FIGURES + RESULTS + COMPARISON + SPEEDUPS if (out / name).exists()]
+    existing = [name for name in FIGURES + RESULTS + COMPARISON + SPEEDUPS + RUNTIMES if (out / name).exists()]
     if existing and not overwrite:
         raise ReportError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them, or choose another --out")
     for name in existing:  # a folder holds one report: an earlier report's comparison must not stay beside new tables
@@ -67,6 +68,7 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
             tables.write_markdown(out / "speedups.md", "sst2mlp speed-ups of each impl, measured in one run", caption,
                                   rows, tables.SPEEDUP_COLUMNS),
         ]
+        written += _runtimes_tables(latest, out, caption)
     if len(runs) > 1:
         rows, columns = tables.comparison_table(runs)
         captions = "\n".join(f"- {run.label}: {run.caption()}" for run in runs)
@@ -80,6 +82,27 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
             tables.write_markdown(out / "comparison.md", "sst2mlp comparison (ratios against the first run)", captions,
                                   rows, columns, empty="missing"),
         ]
+    return written
+
+
+def _runtimes_tables(run, out: Path, caption: str) -> list[Path]:
+    written = []
+    rows = tables.runtimes_table(run)
+    if rows:
+        note = ("Every impl at the baseline configuration (or the run's nearest). latency_vs_fused: batch-1 median over "
+                "fused's; throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own (dense, "
+                "sparse, torchscript, fused); coldstart_s: a fresh process from its start to its first prediction.")
+        written += [tables.write_csv(out / "runtimes.csv", rows, tables.RUNTIME_COLUMNS),
+                    tables.write_markdown(out / "runtimes.md", "sst2mlp runtimes at the baseline", f"{caption}\n\n{note}",
+                                          rows, tables.RUNTIME_COLUMNS)]
+    rows = tables.parity_table(run)
+    if rows:
+        note = ("Each impl's dev-set predictions and logits against the dense model it was made from, over every "
+                "configuration of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from "
+                "every seed's model).")
+        written += [tables.write_csv(out / "parity.csv", rows, tables.PARITY_COLUMNS),
+                    tables.write_markdown(out / "parity.md", "sst2mlp parity with dense", f"{caption}\n\n{note}", rows,
+                                          tables.PARITY_COLUMNS)]
     return written
 
 

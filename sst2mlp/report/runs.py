@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import contract
 
 REFERENCE_LOOP = "reference-loop"  # benchmarks/reference_loop.py: shown after the suite's impls
+COLDSTART_PHASES = ("interpreter", "imports", "load", "prepare", "first", "total")  # sst2mlp.loaders.PHASES + total
 
 
 class ReportError(Exception):
@@ -58,6 +59,11 @@ class Row:
     file_bytes: int | None = None  # the impl saved as its users would ship it
     training_peak_rss: int | None = None  # resident memory one full training added at its peak
     dev_pass_peak_rss: int | None = None  # resident memory one forward pass over the whole dev set added
+    coldstart: dict[str, float] | None = None  # phase -> median seconds, and "total", from a fresh process
+    agreement_with_dense: float | None = None  # share of dev predictions equal to dense's
+    max_logit_difference: float | None = None  # largest |logit - dense logit| on dev
+    exact: bool = True
+    peer_runtime: bool = False  # a deployment runtime rather than one of the suite's own impls
 
 
 @dataclass
@@ -200,7 +206,14 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
         row.reference_accuracy_seeds = info.get("reference_accuracy_seeds")
     row.model_bytes = info.get("model_bytes", row.model_bytes)
     row.file_bytes = info.get("file_bytes", row.file_bytes)
-    if bench["group"] == "inference":
+    row.exact, row.peer_runtime = info.get("exact", row.exact), info.get("peer_runtime", row.peer_runtime)
+    if "agreement_with_dense" in info:
+        row.agreement_with_dense, row.max_logit_difference = info["agreement_with_dense"], info.get("max_logit_difference")
+    if bench["group"] == "coldstart":
+        row.coldstart = {phase: info[f"coldstart_{phase}_seconds"] for phase in COLDSTART_PHASES
+                         if f"coldstart_{phase}_seconds" in info}
+        row.coldstart.setdefault("total", stats["median"])
+    elif bench["group"] == "inference":
         row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99", "machine_speed") if p in info}}
     elif bench["group"] == "training":
         row.training = stats

@@ -3,9 +3,11 @@ speed-up and comparison tables select and derive their columns; CSV and Markdown
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from .. import stats
+from ..contract import BASELINE
 from .runs import REFERENCE_LOOP, Key, Run, accuracy_over_seeds, sorted_keys
 
 KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl", "threads")
@@ -15,7 +17,8 @@ METRIC_COLUMNS = (
     "params", "flops", "effective_flops", *ACCURACY_COLUMNS, "model_bytes", "file_bytes",
     "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms", "latency_iqr_over_median",
     "training_median_s", "training_iqr_over_median", "peak_rss_bytes", "throughput_b64_per_s", "throughput_dev_per_s",
-    "dev_pass_peak_rss_bytes",
+    "dev_pass_peak_rss_bytes", "agreement_with_dense", "max_logit_difference",
+    "coldstart_s", "coldstart_imports_s", "coldstart_load_s", "coldstart_prepare_s", "coldstart_first_s",
 )
 RESULT_COLUMNS = KEY_COLUMNS + METRIC_COLUMNS
 SPEEDUP_COLUMNS = KEY_COLUMNS + (
@@ -32,7 +35,7 @@ def _ms(seconds):
 def record(run: Run, key: Key) -> dict:
     """Every column a table can show about one Key of a run (None where the run did not measure it)."""
     row = run.rows[key]
-    latency = row.latency or {}
+    latency, coldstart = row.latency or {}, row.coldstart or {}
     return {
         "num_layers": key.num_layers, "hidden_size": key.hidden_size, "vocab_size": key.vocab_size,
         "impl": key.impl, "trained_impl": key.trained_impl, "threads": key.threads,
@@ -46,6 +49,10 @@ def record(run: Run, key: Key) -> dict:
         "model_bytes": row.model_bytes, "file_bytes": row.file_bytes,
         "peak_rss_bytes": row.training_peak_rss, "dev_pass_peak_rss_bytes": row.dev_pass_peak_rss,
         "throughput_b64_per_s": row.throughput.get("64"), "throughput_dev_per_s": row.throughput.get("dev"),
+        "agreement_with_dense": row.agreement_with_dense, "max_logit_difference": row.max_logit_difference,
+        "coldstart_s": coldstart.get("total"), "coldstart_imports_s": coldstart.get("imports"),
+        "coldstart_load_s": coldstart.get("load"), "coldstart_prepare_s": coldstart.get("prepare"),
+        "coldstart_first_s": coldstart.get("first"),
     }
 
 
@@ -82,6 +89,66 @@ def speedups_table(run: Run) -> list[dict]:
             "latency_speedup_vs_dense": _ratio(metric(dense, "latency_median_ms"), rec["latency_median_ms"]),
             "training_speedup_vs_dense": _ratio(metric(dense, "training_median_s"), rec["training_median_s"]),
             "training_speedup_vs_reference_loop": _ratio(metric(reference, "training_median_s"), rec["training_median_s"]),
+        })
+    return table
+
+
+RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "latency_vs_fused", "throughput_b64_per_s",
+                   "throughput_b64_vs_best_exact", "throughput_dev_per_s", "throughput_dev_vs_best_exact", "model_bytes",
+                   "file_bytes", "coldstart_s", "agreement_with_dense", "max_logit_difference", *ACCURACY_COLUMNS)
+
+
+def baseline_keys(run: Run) -> list[Key]:
+    """The run's rows at the reference report's baseline configuration, or at its configuration nearest to it."""
+    configs = {key.config for key in run.rows}
+    if not configs:
+        return []
+    target = (BASELINE["num_layers"], BASELINE["hidden_size"], BASELINE["vocab_size"])
+    nearest = min(configs, key=lambda c: sum(abs(math.log((a + 1) / (b + 1))) for a, b in zip(c, target)))
+    return [key for key in run.sorted_keys() if key.config == nearest and key.trained_impl == "dense"]
+
+
+def runtimes_table(run: Run) -> list[dict]:
+    """Every impl at the baseline, one row per thread count: what a user choosing a runtime compares. Latency is
+    against fused's (the suite's batch-1 answer); throughput against the best exact impl of the suite's own."""
+    records = pivot(run)
+    rows = []
+    for key in baseline_keys(run):
+        same = [k for k in records if k.config == key.config and k.threads == key.threads and k.trained_impl == "dense"]
+        own_exact = [k for k in same if run.rows[k].exact and not run.rows[k].peer_runtime]
+        fused = records.get(key.with_impl("fused", "dense"), {}).get("latency_median_ms")
+        rec = records[key]
+        row = {column: rec.get(column) for column in RUNTIME_COLUMNS}
+        row["latency_vs_fused"] = _ratio(rec["latency_median_ms"], fused)
+        for batch in ("b64", "dev"):
+            best = max((records[k][f"throughput_{batch}_per_s"] or 0 for k in own_exact), default=0)
+            row[f"throughput_{batch}_vs_best_exact"] = _ratio(rec[f"throughput_{batch}_per_s"], best)
+        rows.append(row)
+    return rows
+
+
+PARITY_COLUMNS = ("impl", "configurations", "lowest_agreement_with_dense", "largest_logit_difference", "exact",
+                  *ACCURACY_COLUMNS)
+
+
+def parity_table(run: Run) -> list[dict]:
+    """Per impl over the run's configurations: the lowest agreement of its dev predictions with dense's and the
+    largest logit difference; its dev accuracy at the baseline (mean over seeds where it was made from every seed's
+    model, as the approximate impls are; an exact impl shares the float models' accuracies)."""
+    baseline = {key.impl: key for key in baseline_keys(run)}
+    table = []
+    for impl in run.impl_order:
+        rows = [row for key, row in run.rows.items() if key.impl == impl and row.agreement_with_dense is not None]
+        if not rows:
+            continue
+        key = baseline.get(impl)
+        table.append({
+            "impl": impl, "configurations": len({row.key.config for row in rows}),
+            "lowest_agreement_with_dense": min(row.agreement_with_dense for row in rows),
+            "largest_logit_difference": max(row.max_logit_difference for row in rows),
+            "exact": "yes" if all(row.exact for row in rows) else "no",
+            "accuracy": run.rows[key].accuracy if key else None,
+            **(accuracy_columns(accuracy_over_seeds(run, key)) if key else dict.fromkeys(ACCURACY_COLUMNS[1:])),
         })
     return table
 

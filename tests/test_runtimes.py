@@ -1,0 +1,207 @@
+"""The peer runtimes (sst2mlp.runtimes) as impls: exact where they claim to be, int8 close, threads and denormals
+passed on, and their cold starts in fresh processes."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import QUIET, run_pytest
+from sst2mlp import MLP, Vocabulary, accuracy, featurize, predict_logits
+from sst2mlp.coldstart import ColdStartRuns, parse_round, write_shipped
+from sst2mlp.impls import IMPL_NAMES, REGISTRY, get_impl, make_variant
+from sst2mlp.loaders import LOADERS, PHASES
+from sst2mlp.runtimes import GatheredMLP, export_onnx, with_weights
+from sst2mlp.sessions import RuntimeSettings, openvino_config, runtime_info, session_options
+from sst2mlp.variants import PreparedVariant, parity
+
+PEERS = [impl.name for impl in REGISTRY if impl.peer]
+FLOAT_PEERS = [impl.name for impl in REGISTRY if impl.peer and impl.exact]
+SENTENCES = ["a good film", "a bad bad film", "not good at all", "the the the plot", "", "good good good good good fun"]
+
+
+def small_model():
+    bags = featurize(SENTENCES, Vocabulary.build(SENTENCES))
+    torch.manual_seed(0)
+    return MLP(2, 16, bags.vocab_size).eval(), bags
+
+
+def one_at_a_time(variant, bags):
+    return torch.cat([predict_logits(variant, bags.rows(i, i + 1)) for i in range(len(bags))])
+
+
+@pytest.mark.parametrize("impl", FLOAT_PEERS)
+def test_a_float_runtime_gives_dense_logits_on_a_small_model_including_an_empty_row(impl):
+    model, bags = small_model()
+    reference = predict_logits(make_variant("dense", model, bags), bags)
+    variant = make_variant(impl, model, bags)
+    assert torch.allclose(predict_logits(variant, bags), reference, rtol=0, atol=1e-4)
+    assert torch.allclose(one_at_a_time(variant, bags), reference, rtol=0, atol=1e-4)  # batch 1, the empty row too
+
+
+def test_every_float_runtime_gives_dense_logits_and_predictions_on_the_baseline(baseline_trained_on_a_subset):
+    model, dev, _ = baseline_trained_on_a_subset
+    reference = predict_logits(make_variant("dense", model, dev), dev)
+    for impl in FLOAT_PEERS:
+        variant = make_variant(impl, model, dev)
+        whole = predict_logits(variant, dev)
+        assert torch.allclose(whole, reference, rtol=0, atol=1e-4), impl
+        assert torch.equal(whole > 0, reference > 0), impl
+        sample = dev.rows(0, 64)  # batch 1, one example at a time, on the first 64 (the whole dev set takes long)
+        assert torch.allclose(one_at_a_time(variant, sample), reference[:64], rtol=0, atol=1e-4), impl
+
+
+def test_the_int8_runtime_keeps_the_baseline_accuracy_within_half_a_point(baseline_trained_on_a_subset):
+    model, dev, labels = baseline_trained_on_a_subset
+    float_accuracy = accuracy(make_variant("onnxruntime", model, dev), dev, labels)
+    int8 = make_variant("onnxruntime-int8", model, dev)
+    assert abs(accuracy(int8, dev, labels) - float_accuracy) <= 0.005
+    assert int8.model_bytes() < 0.3 * make_variant("onnxruntime", model, dev).model_bytes()  # int8 weights
+
+
+def test_other_weights_put_into_one_export_give_that_models_logits():
+    """Every seed's model of a configuration shares one export; its weights must be the ones that run."""
+    model, bags = small_model()
+    torch.manual_seed(1)
+    other = MLP(2, 16, bags.vocab_size).eval()
+    reused = make_variant("onnxruntime", model, bags)  # exports this shape
+    variant = make_variant("onnxruntime", other, bags)
+    assert torch.allclose(predict_logits(variant, bags), predict_logits(other, bags), rtol=0, atol=1e-5)
+    assert not torch.allclose(predict_logits(reused, bags), predict_logits(other, bags), atol=1e-3)
+
+
+def test_an_export_whose_initializers_do_not_match_the_model_is_refused():
+    model, _ = small_model()
+    wider = MLP(2, 24, model.config.vocab_size).eval()
+    with pytest.raises(RuntimeError, match="initializers do not match"):
+        with_weights(export_onnx(model), GatheredMLP(wider))
+
+
+def test_the_runtimes_get_the_suites_threads_and_denormal_mode():
+    options = session_options(RuntimeSettings(threads=2, flush_denormals=True))
+    assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.set_denormal_as_zero") == "1"
+    assert session_options(RuntimeSettings(1, flush_denormals=False)).get_session_config_entry("session.set_denormal_as_zero") == "0"
+    config = openvino_config(RuntimeSettings(threads=3, flush_denormals=False))
+    assert config["INFERENCE_NUM_THREADS"] == 3 and config["CPU_DENORMALS_OPTIMIZATION"] is False
+    assert config["INFERENCE_PRECISION_HINT"] == "f32"  # bf16 on CPUs that have it, otherwise
+
+
+def test_openvino_compiles_with_the_threads_and_precision_it_was_given():
+    model, bags = small_model()
+    variant = make_variant("openvino", model, bags, RuntimeSettings(threads=2))
+    compiled = variant.module.compiled
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    assert "float32" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def test_machine_info_records_each_runtimes_version_and_threads():
+    info = runtime_info(["torch", "onnxruntime", "openvino"], threads=(1, 2), flush_denormals=True)
+    import onnxruntime
+    import openvino
+
+    assert info["onnxruntime"]["version"] == onnxruntime.__version__
+    assert openvino.__version__.startswith(info["openvino"]["version"])
+    assert all(entry["threads"] == [1, 2] for entry in info.values())
+
+
+def test_parity_counts_disagreements_and_the_largest_difference():
+    result = parity(torch.tensor([1.0, -2.0, 0.5, -0.1]), torch.tensor([1.5, -2.0, -0.5, -0.1]))
+    assert result.agreement_with_dense == 0.75 and result.max_logit_difference == pytest.approx(1.0)
+
+
+def test_every_impl_has_a_cold_start_loader():
+    assert set(LOADERS) == set(IMPL_NAMES)
+
+
+@pytest.mark.parametrize("impl", ["dense", "onnxruntime"])
+def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl, tmp_path):
+    model, bags = small_model()
+    variant = make_variant(impl, model, bags)
+    prepared = PreparedVariant(variant, None, 0.0, 0.0, None, None)
+    write_shipped(prepared, model.config, bags.rows(0, 1), tmp_path)
+    runs = ColdStartRuns(impl, tmp_path, threads=1, denormals="flush")
+    started = time_now()
+    runs.run()
+    waited = time_now() - started  # the parent's view: process start to the prediction read
+    runs.finish()
+    (round_,) = runs.rounds
+    assert round_.pid != os.getpid()
+    assert abs(round_.total - waited) <= 0.1 * waited
+    assert set(round_.phases) == set(PHASES) and all(seconds >= 0 for seconds in round_.phases.values())
+    with torch.no_grad():
+        assert round_.logit == pytest.approx(float(variant(*variant.inputs(bags.rows(0, 1)))[0]), abs=1e-4)
+
+
+def time_now():
+    from sst2mlp.loaders import now
+
+    return now()
+
+
+def test_an_onnxruntime_cold_start_does_not_import_torch(tmp_path):
+    model, bags = small_model()
+    write_shipped(PreparedVariant(make_variant("onnxruntime", model, bags), None, 0.0, 0.0, None, None), model.config,
+                  bags.rows(0, 1), tmp_path)
+    code = ("import sys; from sst2mlp import loaders; loaders.run_child('onnxruntime', __import__('pathlib').Path(sys.argv[1]),"
+            " 1, True, loaders.now()); print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
+
+
+def test_a_failed_cold_start_says_which_impl_and_why(tmp_path):
+    model, bags = small_model()
+    write_shipped(PreparedVariant(make_variant("dense", model, bags), None, 0.0, 0.0, None, None), model.config,
+                  bags.rows(0, 1), tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"not a state dict")
+    runs = ColdStartRuns("dense", tmp_path, threads=1, denormals="flush")
+    with pytest.raises(RuntimeError, match=r"the cold start of impl 'dense' failed \(exit 1\): .*"):
+        runs.run()
+
+
+def test_parse_round_splits_the_time_since_the_parent_started_the_process():
+    line = json.dumps({"pid": 7, "started": 10.5, "imports": 11.0, "load": 11.25, "prepare": 11.5, "first": 11.75,
+                       "logit": 0.5})
+    round_ = parse_round(line, started=10.0)
+    assert round_.phases == {"interpreter": 0.5, "imports": 0.5, "load": 0.25, "prepare": 0.25, "first": 0.25}
+    assert round_.total == pytest.approx(1.75)
+
+
+def test_a_missing_optional_runtime_leaves_its_benchmarks_out_with_one_line_naming_the_install_command(tmp_path, tiny_glue):
+    plugin = tmp_path / "no_openvino.py"
+    plugin.write_text("import sst2mlp.runtimes as r\n_installed = r.installed\n"
+                      "r.installed = lambda module: module != 'openvino' and _installed(module)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = run_pytest("benchmarks/bench_mlp.py", "-p", "no_openvino", *QUIET, f"--sst2-data={tiny_glue}",
+                     "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=20", "--sst2-impls=dense,openvino",
+                     "--sst2-train-rounds=1", "-k", "inference or throughput", "--benchmark-disable", env=env)
+    assert run.returncode == 0, run.stdout[-2000:]
+    lines = [line for line in run.stdout.splitlines() if "needs openvino, which is not installed" in line]
+    assert len(lines) == 1, run.stdout[-3000:]
+    assert "install it with: pip install" in lines[0] and "its 3 benchmark(s) are left out" in lines[0]  # B1, B64, Bdev
+    assert re.search(r"\b3 passed, \d+ deselected\b", run.stdout) and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+def test_executorch_refuses_rows_longer_than_its_program_takes():
+    model, bags = small_model()
+    variant = make_variant("executorch", model, bags)
+    longer = featurize([" ".join(f"w{i}" for i in range(40))], Vocabulary.build([" ".join(f"w{i}" for i in range(40))]))
+    with pytest.raises(ValueError, match="the ExecuTorch program takes at most"):
+        variant.inputs(longer)
+
+
+def test_runtimes_are_peers_and_say_what_they_need():
+    assert set(PEERS) == {"onnxruntime", "onnxruntime-int8", "openvino", "torch-compile", "executorch"}
+    assert get_impl("openvino").missing() is None  # installed here (CI installs the extras)
+    assert not get_impl("onnxruntime-int8").exact
+
+
+def test_onnxruntime_takes_numpy_views_of_the_padded_tensors():
+    model, bags = small_model()
+    ids, weights = make_variant("onnxruntime", model, bags).inputs(bags)
+    assert isinstance(ids, np.ndarray) and ids.dtype == np.int64 and weights.dtype == np.float32
+    assert ids.shape == (len(bags), int(bags.nnz_per_row.max()))
