@@ -178,7 +178,7 @@ def test_more_threads_than_cores_warns():
 
 def test_a_comparison_of_different_machines_says_so(tmp_path, tables_only):
     other = json.loads(NEW.read_text())
-    other["machine_info"]["cpu_model"] = "AMD EPYC"
+    other["machine_info"]["cpu_model"] = "a CPU of another make"
     path = tmp_path / "0009_other.json"
     path.write_text(json.dumps(other))
     assert report_main([str(NEW), str(path), "--out", str(tmp_path / "out")]) == 0

@@ -153,8 +153,8 @@ def test_each_group_is_judged_against_its_between_run_noise():
 def test_the_noise_study_counts_false_alarms_and_what_an_injected_slowdown_the_gate_catches(tmp_path):
     lines, smallest = noise.study([(NEW, NEW_AGAIN), (NEW_AGAIN, NEW)], impl="sparse", factor=3.0, folder=tmp_path)
     rows = [line for line in lines if line.startswith("| 1:") or line.startswith("| 2:")]
-    assert len(rows) == 2 and all(row.endswith("| 6/6 |") for row in rows)  # B1, B64 and Bdev at two configurations
+    assert len(rows) == 2 and all(row.endswith("| 7/7 |") for row in rows)  # B1, B64 and Bdev at two configurations, a cold start
     assert f"False alarms at the defaults: {sum(int(row.split(' | ')[2].split()[0]) for row in rows)}." in lines
-    assert set(smallest) == {"training", "inference", "throughput"}
+    assert set(smallest) == {"training", "inference", "throughput", "coldstart"}
     assert all(step is None or step in noise.FACTORS for step in smallest.values())
     assert smallest["inference"] is not None and smallest["inference"] <= 3.0

@@ -86,10 +86,10 @@ def test_unknown_impl_names_the_choices():
 
 @pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
 def test_every_impl_computes_the_dense_models_function(impl):
-    """Exact impls match dense to float32 rounding; the others stay close. Their inputs follow `sparse_input`."""
+    """Exact impls match dense to float32 rounding; the others stay close. Their inputs follow `input_form`."""
     model, bags = tiny_model_and_bags()
     variant = make_variant(impl, model, bags)
-    assert len(variant.inputs(bags)) == (3 if get_impl(impl).sparse_input else 1)
+    assert len(variant.inputs(bags)) == {"dense": 1, "bags": 3, "padded": 2}[get_impl(impl).input_form]
     tolerance = 1e-5 if get_impl(impl).exact else 0.05
     assert torch.allclose(predict_logits(variant, bags), predict_logits(model, bags), rtol=0, atol=tolerance)
 

@@ -21,7 +21,8 @@ from sst2mlp.report.runs import read_run
 
 DATA = Path(__file__).parent / "data"
 OLD, NEW, NEW_AGAIN = DATA / "0001_smoke.json", DATA / "0002_smoke.json", DATA / "0003_smoke.json"
-IMPLS = ["dense", "sparse", "torchscript", "fused", "int8", "fused-int8"]
+IMPLS = ["dense", "sparse", "torchscript", "fused", "int8", "fused-int8", "onnxruntime", "onnxruntime-int8", "openvino",
+         "torch-compile", "executorch"]
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,9 @@ def row_of(rows, bench):
 def test_results_table_holds_every_benchmark_in_the_row_of_its_model(report):
     rows = read_csv(report[0] / "results.csv")
     per_config = [(r["impl"], r["trained_impl"]) for r in rows if r["num_layers"] == "1"]
-    assert per_config == [("dense", "dense"), ("sparse", "dense"), ("sparse", "sparse"), ("torchscript", "dense"),
-                          ("fused", "dense"), ("int8", "dense"), ("fused-int8", "dense"), ("reference-loop", "reference-loop")]
-    assert [r["num_layers"] for r in rows] == ["1"] * 8 + ["2"] * 8
+    assert per_config == [("dense", "dense"), ("sparse", "dense"), ("sparse", "sparse"), *((impl, "dense") for impl in IMPLS[2:]),
+                          ("reference-loop", "reference-loop")]
+    assert [r["num_layers"] for r in rows] == ["1"] * 13 + ["2"] * 13
     for bench in benchmarks(NEW):
         row, info, stats = row_of(rows, bench), bench["extra_info"], bench["stats"]
         assert (int(row["hidden_size"]), int(row["vocab_size"])) == (128, 1000)
@@ -69,6 +70,9 @@ def test_results_table_holds_every_benchmark_in_the_row_of_its_model(report):
             assert float(row["latency_p90_ms"]) == pytest.approx(info["p90"] * 1e3)
         elif bench["group"] == "training":
             assert float(row["training_median_s"]) == pytest.approx(stats["median"])
+        elif bench["group"] == "coldstart":
+            assert float(row["coldstart_s"]) == pytest.approx(info["coldstart_total_seconds"])
+            assert float(row["coldstart_imports_s"]) == pytest.approx(info["coldstart_imports_seconds"])
         else:
             column = "throughput_b64_per_s" if bench["params"]["batch_size"] == 64 else "throughput_dev_per_s"
             assert float(row[column]) == pytest.approx(info["examples_per_second"])
@@ -87,7 +91,7 @@ def test_the_sparse_trained_model_is_its_own_row(report):
 
 def test_markdown_marks_unmeasured_cells_and_names_the_machine(report):
     markdown = (report[0] / "results.md").read_text()
-    assert "Intel(R) Xeon(R)" in markdown and "torch 2.13.0" in markdown
+    assert json.loads(NEW.read_text())["machine_info"]["cpu_model"].split()[0] in markdown and "torch 2.13.0" in markdown
     header, torchscript = (next(line for line in markdown.splitlines() if marker in line) for marker in ("| num_layers |", "| torchscript |"))
     cells = dict(zip(header.strip("| ").split(" | "), torchscript.strip("| ").split(" | ")))
     assert cells["training_median_s"] == "-" and cells["latency_median_ms"] != "-"  # not measured, not missing
@@ -118,9 +122,9 @@ def test_figures_draw_every_measured_point():
     assert points_per_panel(figures["vocab_size.png"]) == [[1, 1]] * 3
     assert [line.get_label() for line in figures["hidden_size.png"].axes[0].get_lines()] == ["N=1, k=1000", "N=2, k=1000"]
     assert points_per_panel(figures["all.png"]) == [[2]] * 3
-    assert points_per_panel(figures["impls.png"]) == [[2] * 6] * 3
+    assert points_per_panel(figures["impls.png"]) == [[2] * len(IMPLS)] * 3
     assert [line.get_label() for line in figures["impls.png"].axes[0].get_lines()] == IMPLS
-    assert points_per_panel(figures["footprint.png"]) == [[2] * 6] * 2
+    assert points_per_panel(figures["footprint.png"]) == [[2] * len(IMPLS)] * 2
     pareto = points_per_panel(figures["pareto.png"])
     assert [panel[:6] for panel in pareto] == [[2] * 6] * 3 and all(1 <= panel[6] <= 12 for panel in pareto)
 
@@ -255,3 +259,30 @@ def test_a_run_saved_before_seeds_still_reports_and_says_it_has_no_spread(tmp_pa
     accuracies = {b["extra_info"]["num_layers"]: b["extra_info"]["accuracy"] for b in benchmarks(OLD)}
     markdown = (tmp_path / "results.md").read_text()
     assert all(f"| {accuracy:.4f} (1) |" in markdown for accuracy in accuracies.values())  # one seed: no spread shown
+
+
+def test_the_runtimes_table_compares_every_impl_at_the_baseline_with_fused_and_the_best_exact_own_impl(report):
+    rows = {r["impl"]: r for r in read_csv(report[0] / "runtimes.csv")}
+    assert list(rows) == IMPLS  # the smoke run's configuration nearest the baseline: L2-H128-V1000
+    by = {(b["group"], b["params"]["impl"], str(b["params"]["batch_size"])): b for b in benchmarks(NEW)
+          if b["params"]["num_layers"] == 2}
+    fused = by[("inference", "fused", "1")]["stats"]["median"]
+    for impl, row in rows.items():
+        assert float(row["latency_vs_fused"]) == pytest.approx(by[("inference", impl, "1")]["stats"]["median"] / fused)
+        assert float(row["coldstart_s"]) == pytest.approx(by[("coldstart", impl, "1")]["extra_info"]["coldstart_total_seconds"])
+    best = max(by[("throughput", impl, "64")]["extra_info"]["examples_per_second"] for impl in ("dense", "sparse", "torchscript", "fused"))
+    ort = by[("throughput", "onnxruntime", "64")]["extra_info"]["examples_per_second"]
+    assert float(rows["onnxruntime"]["throughput_b64_vs_best_exact"]) == pytest.approx(ort / best)
+    assert max(float(row["throughput_b64_vs_best_exact"]) for impl, row in rows.items() if impl in IMPLS[:4]) == pytest.approx(1.0)
+
+
+def test_the_parity_table_holds_each_impls_worst_agreement_and_logit_difference(report):
+    rows = {r["impl"]: r for r in read_csv(report[0] / "parity.csv")}
+    assert list(rows) == IMPLS
+    infos = [b["extra_info"] for b in benchmarks(NEW) if b["group"] in ("inference", "throughput")]
+    for impl, row in rows.items():
+        mine = [info for info in infos if info["impl"] == impl]
+        assert float(row["lowest_agreement_with_dense"]) == min(info["agreement_with_dense"] for info in mine)
+        assert float(row["largest_logit_difference"]) == pytest.approx(max(info["max_logit_difference"] for info in mine))
+        assert row["exact"] == ("no" if impl in ("int8", "fused-int8", "onnxruntime-int8") else "yes")
+    assert all(float(rows[impl]["largest_logit_difference"]) < 1e-4 for impl in ("sparse", "onnxruntime", "openvino", "executorch"))

@@ -158,7 +158,7 @@ def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
 def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-impls=dense,sparse,fused",
-                     "--sst2-train-impls=dense,sparse", f"--benchmark-json={out}", "--sst2-progress=on")
+                     "--sst2-train-impls=dense,sparse", f"--benchmark-json={out}", "--sst2-progress=on", "-k", "not coldstart")
     assert run.returncode == 0, run.stdout + run.stderr
     # the progress display on a plain output (not a terminal): the first line and the last (the rest every 30 s)
     assert "sst2mlp: 0/22 benchmarks done" in run.stdout and "sst2mlp: 22/22 benchmarks done" in run.stdout
@@ -193,12 +193,30 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     assert accuracy == {dense_training}
 
 
+def test_coldstart_benchmarks_save_the_contract_with_a_process_per_round(tiny_glue, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest("benchmarks/bench_mlp.py", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-impls=dense,onnxruntime",
+                     "--sst2-coldstart-rounds=2", "-k", "coldstart", f"--benchmark-json={out}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    saved = json.loads(out.read_text())["benchmarks"]
+    assert sorted(b["name"] for b in saved) == [f"test_coldstart[L2-H8-V15-T1-{impl}-B1]" for impl in ("dense", "onnxruntime")]
+    for bench in saved:
+        assert contract.missing_fields(bench) == [], bench["name"]
+        info = bench["extra_info"]
+        assert bench["stats"]["rounds"] == 2 and len(set(info["coldstart_pids"])) == 2
+        assert info["coldstart_total_seconds"] <= bench["stats"]["max"]  # the stamps fall inside the parent's timing
+        assert info["kernel_build_seconds"] is None  # fused impls only
+    ort = next(b["extra_info"] for b in saved if b["params"]["impl"] == "onnxruntime")
+    assert ort["coldstart_imports_seconds"] < next(b["extra_info"] for b in saved if b["params"]["impl"] == "dense")["coldstart_imports_seconds"]
+
+
 def test_benchmark_disable_runs_every_body_once_and_passes(tiny_glue):
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY_GRID, "--sst2-train-impls=dense,sparse",
-                     "--benchmark-disable", "-rA")
+                     "--sst2-impls=dense,fused,onnxruntime", "--benchmark-disable", "-rA")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     passed = [line for line in run.stdout.splitlines() if line.startswith("PASSED")]
-    assert len(passed) == 2 * (2 + 6 + 6 * 2)  # per configuration: 2 trainings, 6 latencies, 12 throughputs
+    # per configuration: 2 trainings, 3 latencies, 6 throughputs; 3 cold starts at the configuration nearest the baseline
+    assert len(passed) == 2 * (2 + 3 + 3 * 2) + 3
     # one untimed round per training benchmark; inference reuses the dense trainings
     assert "4 trainings run" in run.stdout and "results saved" not in run.stdout
 

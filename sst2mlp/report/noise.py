@@ -17,6 +17,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from ..contract import GROUPS
 from . import gate
 from .runs import ReportError, read_document
 
@@ -42,7 +43,7 @@ def group_ratios(base: dict, new: dict) -> dict[str, float]:
 
 
 def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path) -> tuple[list[str], dict]:
-    lines = ["| pair | compared | slower at the defaults | faster | largest A/A ratio: training / inference / throughput "
+    lines = ["| pair | compared | slower at the defaults | faster | largest A/A ratio: " + " / ".join(GROUPS) + " "
              f"| {impl} {factor:g}x slower: caught |", "|---|---|---|---|---|---|"]
     smallest: dict[str, dict[float, bool]] = defaultdict(dict)  # group -> factor -> caught everywhere
     false_alarms = 0
@@ -59,10 +60,12 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path
         caught = {v.name for v in gate.compare(base_path, injected)[0] if v.verdict == gate.SLOWER} & targets
         lines.append(f"| {index}: {base_path.name} / {new_path.name} | {len(timed)} | {len(slower)}"
                      + (f" ({', '.join(slower)})" if slower else "") + f" | {sum(v.verdict == gate.FASTER for v in timed)} | "
-                     + " / ".join(f"{ratios.get(g, 1.0):.2f}" for g in ("training", "inference", "throughput"))
+                     + " / ".join(f"{ratios.get(g, 1.0):.2f}" for g in GROUPS)
                      + f" | {len(caught)}/{len(targets)} |")
-        for group in ("training", "inference", "throughput"):
+        for group in GROUPS:
             members = {name for name, g in groups.items() if g == group}
+            if not members:
+                continue
             for step in FACTORS:
                 slowed = _write(folder, f"pair{index}-{group}-{step}.json", gate.with_slowdown(new, members, step))
                 found = {v.name for v in gate.compare(base_path, slowed)[0] if v.verdict == gate.SLOWER} & members

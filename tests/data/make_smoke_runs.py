@@ -18,6 +18,7 @@ SMOKE_ARGS = [
     "benchmarks/bench_mlp.py", "benchmarks/reference_loop.py", "-q", "-p", "no:cacheprovider",
     "--sst2-layers=1,2", "--sst2-widths=128", "--sst2-vocabs=1000", "--sst2-train-impls=dense,sparse",
     "--sst2-train-limit=2000", "--sst2-train-rounds=2", "--sst2-latency-rounds=200", "--sst2-min-time=0.02",
+    "--sst2-coldstart-rounds=2",
 ]
 
 
