@@ -65,6 +65,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("impl", options.train_impls if group == "training" else options.impls)
 
 
+def _group(item) -> str | None:
+    marker = item.get_closest_marker("benchmark")
+    return marker.kwargs.get("group") if marker else None
+
+
+def _deselect(config, items: list, unwanted: list) -> None:
+    if unwanted:
+        dropped = set(map(id, unwanted))
+        items[:] = [item for item in items if id(item) not in dropped]
+        config.hook.pytest_deselected(items=unwanted)
+
+
 def _benchmarks(items: Iterable) -> list:
     return [item for item in items if "benchmark" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skip")]
 
@@ -103,22 +115,20 @@ class RunHooks:
         self.left_out = [b.get("name") for b in output_json["benchmarks"] if b not in kept]
         output_json["benchmarks"] = kept
 
-    @pytest.hookimpl(trylast=True)  # after -k and -m: the count is of the benchmarks the run would have had
+    @pytest.hookimpl(trylast=True)  # after -k and -m: the counts are of the benchmarks the run would have had
     def pytest_collection_modifyitems(self, session, config, items):
-        """Benchmarks of an impl whose optional runtime is not installed are left out, with one line per runtime
-        that says how to install it (not a skip or an error per benchmark)."""
-        left_out: dict[str, list] = {}
+        """Left out, not skipped: the coldstart group under --sst2-coldstart=off, and the benchmarks of an impl whose
+        optional runtime is not installed, with one line per runtime that says how to install it."""
+        if config.sst2_options.coldstart == "off":
+            _deselect(config, items, [item for item in items if _group(item) == "coldstart"])
+        missing: dict[str, list] = {}
         for item in items:
             impl = item.callspec.params.get("impl") if hasattr(item, "callspec") else None
             problem = IMPLS[impl].missing() if impl in IMPLS else None
             if problem:
-                left_out.setdefault(problem, []).append(item)
-        if not left_out:
-            return
-        dropped = [item for group in left_out.values() for item in group]
-        items[:] = [item for item in items if item not in dropped]
-        config.hook.pytest_deselected(items=dropped)
-        for problem, group in left_out.items():
+                missing.setdefault(problem, []).append(item)
+        for problem, group in missing.items():
+            _deselect(config, items, group)
             config.issue_config_time_warning(
                 pytest.PytestWarning(f"sst2mlp: {problem}; its {len(group)} benchmark(s) are left out"), stacklevel=2)
 
