@@ -60,7 +60,7 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path
         caught = {v.name for v in gate.compare(base_path, injected)[0] if v.verdict == gate.SLOWER} & targets
         lines.append(f"| {index}: {base_path.name} / {new_path.name} | {len(timed)} | {len(slower)}"
                      + (f" ({', '.join(slower)})" if slower else "") + f" | {sum(v.verdict == gate.FASTER for v in timed)} | "
-                     + " / ".join(f"{ratios.get(g, 1.0):.2f}" for g in GROUPS)
+                     + " / ".join(f"{ratios[g]:.2f}" if g in ratios else "-" for g in GROUPS)
                      + f" | {len(caught)}/{len(targets)} |")
         for group in GROUPS:
             members = {name for name, g in groups.items() if g == group}
