@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .coldstart import ColdStartRuns
-from .contract import ColdStartInfo, InferenceInfo, ModelInfo, ThroughputInfo, TrainingInfo
+from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo
 from .features import BagOfWords
-from .impls import IMPLS, effective_flops
+from .impls import IMPLS, bytes_read, effective_flops
+from .limits import floor_seconds
 from .model import ModelConfig
 from .suite import Suite
 from .timing import CyclingInputs, Timing, round_seconds, stability
@@ -59,9 +60,22 @@ class BenchmarkCase:
         prepared = self.variant
         return self.model_info(prepared.source, prepared.accuracy, prepared.effective_flops)
 
+    def roofline(self, timing: Timing, batch_size: int) -> Roofline | None:
+        """The timed call against the session's machine limits at this thread count (None untimed or unmeasured)."""
+        machine, median = self.suite.limits.get(self.threads), timing.median()
+        if machine is None or median is None:
+            return None
+        dev = self.dev
+        batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
+        flops = self.variant.effective_flops * batch_size
+        model_bytes = self.variant.footprint.model_bytes
+        floor = floor_seconds(machine, flops, bytes_read(self.impl, self.variant.source.model, model_bytes, batches),
+                              working_set=model_bytes)
+        return Roofline(achieved_gflops=flops / median / 1e9, floor_seconds=floor, fraction_of_floor=floor / median)
+
     def inference(self, timing: Timing) -> InferenceInfo:
         return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
-                             percentiles=timing.percentiles(),
+                             roofline=self.roofline(timing, 1), percentiles=timing.percentiles(),
                              gate=timing.gate, stability=timing.stability(),
                              approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
 
@@ -69,7 +83,7 @@ class BenchmarkCase:
         median = timing.median()
         return ThroughputInfo(
             model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
-            batch_examples=batches.batch_size,
+            roofline=self.roofline(timing, batches.batch_size), batch_examples=batches.batch_size,
             peak_rss_bytes=peak_rss_bytes, examples_per_second=None if median is None else batches.batch_size / median,
             gate=timing.gate, stability=timing.stability(),
             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))

@@ -104,6 +104,17 @@ class Parity:
 
 
 @dataclass(frozen=True)
+class Roofline:
+    """A timed call against what the machine can do (sst2mlp.limits): its FLOP rate, the time per call the machine
+    could not beat (the larger of FLOPs at the peak rate and bytes read at the copy bandwidth, plus the call
+    floor), and floor / median."""
+
+    achieved_gflops: float
+    floor_seconds: float
+    fraction_of_floor: float
+
+
+@dataclass(frozen=True)
 class AccuracyOverSeeds:
     """Dev accuracy of models over seeds, in seed order, with its mean, standard deviation and 95% t-interval."""
 
@@ -150,6 +161,7 @@ class InferenceInfo:
     model: ModelInfo = part(ModelInfo)
     footprint: Footprint = part(Footprint)
     parity: Parity | None = part(Parity, OPTIONAL)
+    roofline: Roofline | None = part(Roofline, OPTIONAL)
     percentiles: Percentiles | None = part(Percentiles, TIMED)
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)
@@ -163,6 +175,7 @@ class ThroughputInfo:
     batch_examples: int
     peak_rss_bytes: int | None  # one whole-dev forward pass (None at batch 64)
     parity: Parity | None = part(Parity, OPTIONAL)
+    roofline: Roofline | None = part(Roofline, OPTIONAL)
     examples_per_second: float | None = field(default=None, metadata={"when": TIMED})
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)

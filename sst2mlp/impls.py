@@ -38,6 +38,7 @@ class Impl:
     held_bytes: Callable[[Forward], int]  # bytes of what the built forward keeps for its weights
     save: Callable[[Forward, Path], None]  # writes the built forward into a folder as its users would ship it
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
+    table_weight_bytes: int = 4  # bytes per weight of the input table it holds (1: int8)
     model_inputs: Callable[[Forward, BagOfWords], tuple] | None = None  # default: bags.inputs(sparse_input)
     peer: bool = False  # a deployment runtime's, not one of the suite's own implementations
     runtime: str = "torch"  # the package that runs it (its version and thread setting go into machine_info)
@@ -156,12 +157,12 @@ REGISTRY = (
          save=_save_state_dict),
     Impl("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)",
          input_form="bags", trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
-         scales_input_rows=True, **_FUSED),
+         scales_input_rows=True, table_weight_bytes=1, **_FUSED),
     Impl("onnxruntime", "ONNX Runtime (CPU provider, all graph optimizations) on the model exported to ONNX, its input "
          "layer a gather of the rows of the words present", input_form="padded", exact=True,
          build=runtimes.build_onnxruntime, model_inputs=runtimes.padded_numpy, runtime="onnxruntime", **_RUNTIME),
     Impl("onnxruntime-int8", "the same ONNX model through onnxruntime's dynamic int8 quantization", input_form="padded",
-         exact=False, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, runtime="onnxruntime",
+         exact=False, table_weight_bytes=1, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, runtime="onnxruntime",
          **_RUNTIME),
     Impl("openvino", "the same ONNX model compiled by OpenVINO for its CPU device (latency hint, float32)",
          input_form="padded", exact=True, build=runtimes.build_openvino, model_inputs=runtimes.padded_numpy,
@@ -256,6 +257,41 @@ def effective_flops(name: str, model: MLP, bags: BagOfWords) -> float:
     else:
         hidden_flops = config.num_layers * linear_flops(hidden, hidden)
     return float(input_flops + hidden_flops + linear_flops(hidden, 1))
+
+
+def bytes_read(name: str, model: MLP, model_bytes: int, batches: list[BagOfWords]) -> float:
+    """The least bytes one call must read, averaged over `batches`. A dense input layer reads every weight the impl
+    holds and the dense count rows. With the words present: the table rows of the batch's distinct words, the inputs
+    (an int64 id and a float count per word), and the rest of the weights; an impl that skips inactive units reads
+    only the rows of the hidden weights that some row of the batch has active."""
+    impl = get_impl(name)
+    config = model.config
+    hidden, vocab = config.hidden_size, config.vocab_size
+    table = vocab * hidden * impl.table_weight_bytes
+    per_batch = []
+    for bags in batches:
+        if not impl.sparse_input:
+            per_batch.append(model_bytes + 4 * len(bags) * vocab)
+            continue
+        rows = len(torch.unique(bags.indices)) if len(bags.indices) else 0
+        others = model_bytes - table
+        if impl.skips_inactive_units and config.num_layers:
+            hidden_bytes = config.num_layers * hidden * hidden * 4
+            active = sum(active_union(model, bags))  # rows of the hidden weights read, over all layers
+            others -= hidden_bytes - active * hidden * 4
+        per_batch.append(others + rows * hidden * impl.table_weight_bytes + 12 * len(bags.indices))
+    return float(np.mean(per_batch))
+
+
+def active_union(model: MLP, bags: BagOfWords) -> list[int]:
+    """For each hidden layer, how many of its inputs are active (after the ReLU) in at least one row of `bags`."""
+    union = []
+    with torch.no_grad():
+        h = torch.relu(model.input(*model.inputs(bags)))
+        for layer in model.hidden:
+            union.append(int((h > 0).any(0).sum()))
+            h = torch.relu(layer(h))
+    return union
 
 
 def mean_active_inputs(model: MLP, bags: BagOfWords) -> list[float]:

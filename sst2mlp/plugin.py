@@ -151,6 +151,8 @@ class RunHooks:
         for warning in (*suite.corpus.warnings(), *config.sst2_options.cost_warnings(), *_unsaved(config)):
             config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
         self.load = machine_load()
+        if not config.getoption("benchmark_disable", False) and any(_group(item) in ("inference", "throughput") for item in benchmarks):
+            suite.measure_limits()  # before the first timed benchmark, after the load reading
         if shows_progress(config.sst2_options.progress, config.get_verbosity()):
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             suite.progress = Progress([_planned(item) for item in benchmarks], write=reporter.write_line,
@@ -171,6 +173,8 @@ class RunHooks:
     def pytest_benchmark_update_machine_info(self, config, machine_info):
         options = self.config.sst2_options
         update_machine_info(machine_info, options.threads, options.impls, self.denormals, self.load)
+        if self.suite.limits:
+            machine_info["limits"] = {str(threads): limits.as_info() for threads, limits in self.suite.limits.items()}
 
     def pytest_terminal_summary(self, terminalreporter):
         summary = self.suite.summary()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import contract
+from . import contract, kernel, limits
 from .canary import Canary, QuietGate
 from .coldstart import ColdStarts
 from .corpus import Corpus
 from .footprint import MemoryMeter
 from .impls import approximate
+from .limits import MachineLimits
 from .options import SuiteOptions
 from .seeds import SeedRecorder
 from .timing import CyclingInputs
@@ -31,6 +32,7 @@ class Suite:
     progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     finished: set[str] = field(default_factory=set)  # the node ids of the benchmarks whose timed record was written
+    limits: dict[int, MachineLimits] = field(default_factory=dict)  # per thread count, measured before any timing
     _warmed_up: set[bool] = field(default_factory=set, repr=False)  # input-layer kinds (sparse?) trained once untimed
 
     def __post_init__(self):
@@ -45,6 +47,14 @@ class Suite:
         """Before any benchmark: the data loads, and the grid fits the data and the memory (DataError, ValueError)."""
         self.corpus.check_vocabulary_sizes(self.options.vocabs)
         self.corpus.check_memory(self.options.grid())
+
+    def measure_limits(self) -> None:
+        """What the machine can do at each thread count of the run (sst2mlp.limits): a few seconds, once."""
+        try:
+            extension = kernel.load_extension()
+        except kernel.KernelUnavailable:
+            extension = None  # no call floor; the fused benchmarks say why
+        self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
 
     def training_runs(self, config, trainer: Trainer, timed: bool) -> TrainingRuns:
         """The rounds of a training benchmark: a warm-up and --sst2-train-rounds timed ones, or one round untimed."""

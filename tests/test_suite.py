@@ -187,6 +187,16 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
             assert info["batch_examples"] == (64 if bench["params"]["batch_size"] == 64 else 100)
             assert info["examples_per_second"] == pytest.approx(info["batch_examples"] / bench["stats"]["median"])
     assert saved["machine_info"]["torch"]["threads"] == [1]
+    limits = saved["machine_info"]["limits"]["1"]  # measured before the first timed benchmark
+    assert limits["peak_gflops"] > 0 and min(limits["copy_gb_per_s"].values()) > 0 and limits["call_floor_seconds"] > 0
+    assert limits["peak_gflops"] == max(limits["matmul_gflops"].values()) and "64x8@8x8" in limits["matmul_gflops"]
+    fused = benchmarks["test_inference[L2-H8-V15-T1-fused-B1]"]
+    assert limits["call_floor_seconds"] < fused["stats"]["median"]
+    for bench in benchmarks.values():
+        if bench["group"] != "training":
+            info = bench["extra_info"]
+            assert info["floor_seconds"] >= limits["call_floor_seconds"]
+            assert info["fraction_of_floor"] == pytest.approx(info["floor_seconds"] / bench["stats"]["median"])
     # latency and throughput of every exact impl use the dense training's warm-up model: one accuracy
     accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["group"] != "training"}
     dense_training = benchmarks["test_training[L2-H8-V15-T1-dense-B64]"]["extra_info"]["accuracy"]

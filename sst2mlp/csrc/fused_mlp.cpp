@@ -174,7 +174,18 @@ class FusedMLP {
 
 }  // namespace
 
+// The floors of a one-call impl (sst2mlp.limits): the same arguments, no work; and only the output's allocation.
+int64_t call_floor(const at::Tensor& indices, const at::Tensor& offsets, const at::Tensor& counts) {
+  return offsets.size(0) - 1;
+}
+
+at::Tensor allocation_floor(const at::Tensor& indices, const at::Tensor& offsets, const at::Tensor& counts) {
+  return at::empty({offsets.size(0) - 1}, at::kFloat);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("call_floor", &call_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
+  m.def("allocation_floor", &allocation_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
   pybind11::class_<FusedMLP>(m, "FusedMLP")
       .def(pybind11::init<const at::Tensor&, const at::Tensor&, const std::vector<at::Tensor>&,
                           const std::vector<at::Tensor>&, const at::Tensor&, double, const c10::optional<at::Tensor>&>(),

@@ -64,6 +64,7 @@ class Row:
     max_logit_difference: float | None = None  # largest |logit - dense logit| on dev
     exact: bool = True
     peer_runtime: bool = False  # a deployment runtime rather than one of the suite's own impls
+    fraction_of_floor: dict[str, float] = field(default_factory=dict)  # batch label ("1", "64", "dev") -> floor / median
 
 
 @dataclass
@@ -209,6 +210,9 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     row.exact, row.peer_runtime = info.get("exact", row.exact), info.get("peer_runtime", row.peer_runtime)
     if "agreement_with_dense" in info:
         row.agreement_with_dense, row.max_logit_difference = info["agreement_with_dense"], info.get("max_logit_difference")
+    if "fraction_of_floor" in info:
+        batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples", 1))
+        row.fraction_of_floor[str(batch)] = info["fraction_of_floor"]
     if bench["group"] == "coldstart":
         row.coldstart = {phase: info[f"coldstart_{phase}_seconds"] for phase in COLDSTART_PHASES
                          if f"coldstart_{phase}_seconds" in info}

@@ -19,6 +19,7 @@ METRIC_COLUMNS = (
     "training_median_s", "training_iqr_over_median", "peak_rss_bytes", "throughput_b64_per_s", "throughput_dev_per_s",
     "dev_pass_peak_rss_bytes", "agreement_with_dense", "max_logit_difference",
     "coldstart_s", "coldstart_imports_s", "coldstart_load_s", "coldstart_prepare_s", "coldstart_first_s",
+    "latency_fraction_of_floor", "throughput_b64_fraction_of_floor", "throughput_dev_fraction_of_floor",
 )
 RESULT_COLUMNS = KEY_COLUMNS + METRIC_COLUMNS
 SPEEDUP_COLUMNS = KEY_COLUMNS + (
@@ -53,6 +54,9 @@ def record(run: Run, key: Key) -> dict:
         "coldstart_s": coldstart.get("total"), "coldstart_imports_s": coldstart.get("imports"),
         "coldstart_load_s": coldstart.get("load"), "coldstart_prepare_s": coldstart.get("prepare"),
         "coldstart_first_s": coldstart.get("first"),
+        "latency_fraction_of_floor": row.fraction_of_floor.get("1"),
+        "throughput_b64_fraction_of_floor": row.fraction_of_floor.get("64"),
+        "throughput_dev_fraction_of_floor": row.fraction_of_floor.get("dev"),
     }
 
 

@@ -1,0 +1,137 @@
+"""What this machine can do, measured once per session before the first timed benchmark: the floors against which
+every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
+
+- the float32 matrix-product rate: torch.mm at the shapes the hidden layers run at batch 64 (64 x H by H x H, for
+  every width of the grid) and one large square product (1024 x 1024 by 1024 x 1024); the best rate is the peak;
+- the copy bandwidth at three working-set sizes: half the L2 cache, half the L3 cache, and 256 MB (memory); a
+  benchmark's bytes are read at the rate of the smallest level that holds its weights (a cache-aware roofline);
+- the call floor: an extension function with the fused kernel's signature that returns at once, and one that only
+  allocates the output; no one-call impl can answer faster.
+
+Each is the best of several timed repetitions (a machine can be slowed, never sped up, by a neighbour), at the
+session's thread counts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+LARGE_SQUARE = 1024
+COPY_BYTES = 256 * 2**20
+CACHE_FOLDER = Path("/sys/devices/system/cpu/cpu0/cache")
+DEFAULT_CACHES = {"l2": 1 * 2**20, "l3": 32 * 2**20}  # when sysfs does not say (this VM's Zen 4 sizes)
+REPEATS = 5
+CALLS = 20_000
+
+
+@dataclass(frozen=True)
+class MachineLimits:
+    threads: int
+    matmul_gflops: dict[str, float]  # "MxK@KxN" -> best GFLOP/s
+    peak_gflops: float  # the best of them
+    copy_gb_per_s: dict[str, float]  # level ("l2", "l3", "memory") -> bytes read + written per second / 1e9
+    cache_bytes: dict[str, int]  # "l2", "l3" -> the cache's size
+    call_floor_seconds: float | None  # an extension call with the fused kernel's arguments that returns at once
+    allocation_floor_seconds: float | None  # one that allocates the output and returns it (None: no kernel here)
+
+    def as_info(self) -> dict:
+        return asdict(self)
+
+
+def best_seconds(work, repeats: int = REPEATS, min_seconds: float = 0.05) -> float:
+    """The fastest of `repeats` timings of `work`, each repeated until it has run `min_seconds` (per call)."""
+    work()  # warm: first-touch pages, MKL's buffers
+    best = float("inf")
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            work()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+def matmul_gflops(m: int, k: int, n: int) -> float:
+    a, b = torch.rand(m, k), torch.rand(k, n)
+    out = torch.empty(m, n)
+    seconds = best_seconds(lambda: torch.mm(a, b, out=out))
+    return 2 * m * k * n / seconds / 1e9
+
+
+def copy_gb_per_s(nbytes: int = COPY_BYTES) -> float:
+    """A copy of `nbytes` (source and target together take 2 x nbytes)."""
+    source = torch.rand(max(nbytes // 4, 16))
+    target = torch.empty_like(source)
+    seconds = best_seconds(lambda: target.copy_(source), min_seconds=0.01)
+    return 2 * source.numel() * 4 / seconds / 1e9
+
+
+def cache_sizes(folder: Path = CACHE_FOLDER) -> dict[str, int]:
+    """The L2 and L3 sizes of CPU 0 from sysfs ("1024K"), else DEFAULT_CACHES."""
+    sizes = dict(DEFAULT_CACHES)
+    for index in folder.glob("index*") if folder.is_dir() else ():
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level in ("2", "3") and kind in ("Unified", "Data"):
+            sizes[f"l{level}"] = int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]] if text[-1] in "KM" else int(text)
+    return sizes
+
+
+def bandwidths(caches: dict[str, int]) -> dict[str, float]:
+    """Copy rates with source and target filling half of each cache, and far beyond them."""
+    return {"l2": copy_gb_per_s(caches["l2"] // 4), "l3": copy_gb_per_s(caches["l3"] // 4), "memory": copy_gb_per_s()}
+
+
+def call_floors(extension, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
+    """Per-call seconds of the kernel extension's do-nothing and allocate-only functions on `inputs`."""
+    def per_call(function) -> float:
+        def loop():
+            for _ in range(CALLS):
+                function(*inputs)
+        return best_seconds(loop, min_seconds=0.0) / CALLS
+    return per_call(extension.call_floor), per_call(extension.allocation_floor)
+
+
+def example_call_inputs(words: int = 14) -> tuple[torch.Tensor, ...]:
+    """One bag of `words` words, as the fused kernel takes it (a dev example has about 14)."""
+    return torch.arange(words), torch.tensor([0, words]), torch.ones(words)
+
+
+def measure(hidden_sizes, threads: int, extension=None) -> MachineLimits:
+    """The limits at `threads` torch threads (restored afterwards); without the kernel's extension, no call floor."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        shapes = [(64, h, h) for h in sorted(set(hidden_sizes))] + [(LARGE_SQUARE,) * 3]
+        rates = {f"{m}x{k}@{k}x{n}": matmul_gflops(m, k, n) for m, k, n in shapes}
+        call, allocation = call_floors(extension, example_call_inputs()) if extension is not None else (None, None)
+        caches = cache_sizes()
+        return MachineLimits(threads, rates, max(rates.values()), bandwidths(caches), caches, call, allocation)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def read_rate(limits: MachineLimits, working_set: float) -> float:
+    """GB/s at which a working set of this many bytes can be read: the copy rate (read and write traffic together, a
+    generous read rate) of the smallest level that holds it."""
+    for level in ("l2", "l3"):
+        if working_set <= limits.cache_bytes[level]:
+            return limits.copy_gb_per_s[level]
+    return limits.copy_gb_per_s["memory"]
+
+
+def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float) -> float:
+    """The time per call this machine could not beat: the larger of the FLOPs at the peak rate and the bytes read at
+    the rate of the level that holds the working set (the weights the impl keeps), plus the call floor."""
+    compute = flops / (limits.peak_gflops * 1e9)
+    memory = bytes_read / (read_rate(limits, working_set) * 1e9)
+    return max(compute, memory) + (limits.call_floor_seconds or 0.0)

@@ -1,0 +1,42 @@
+"""The machine's limits (sst2mlp.limits) and the floor a benchmark is judged against."""
+import pytest
+
+from sst2mlp import MLP, Vocabulary, featurize
+from sst2mlp.impls import bytes_read
+from sst2mlp.limits import MachineLimits, cache_sizes, floor_seconds, read_rate
+
+LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0,
+                       copy_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
+                       call_floor_seconds=1e-6, allocation_floor_seconds=2e-6)
+
+
+def test_the_floor_is_the_slower_of_compute_and_memory_plus_the_call_floor():
+    assert floor_seconds(LIMITS, flops=1e6, bytes_read=100, working_set=500) == pytest.approx(1e6 / 10e9 + 1e-6)
+    assert floor_seconds(LIMITS, flops=10, bytes_read=1e6, working_set=500) == pytest.approx(1e6 / 100e9 + 1e-6)
+
+
+def test_bytes_are_read_at_the_rate_of_the_smallest_level_that_holds_the_weights():
+    assert [read_rate(LIMITS, size) for size in (1000, 1001, 100_000, 100_001)] == [100.0, 50.0, 50.0, 10.0]
+
+
+def test_cache_sizes_come_from_sysfs(tmp_path):
+    for index, (level, kind, size) in enumerate([("1", "Data", "32K"), ("2", "Unified", "1024K"), ("3", "Unified", "32768K")]):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        (folder / "level").write_text(level + "\n")
+        (folder / "type").write_text(kind + "\n")
+        (folder / "size").write_text(size + "\n")
+    assert cache_sizes(tmp_path) == {"l2": 2**20, "l3": 32 * 2**20}
+    assert cache_sizes(tmp_path / "missing") == {"l2": 2**20, "l3": 32 * 2**20}  # the defaults
+
+
+def test_a_dense_input_reads_every_weight_and_a_sparse_one_only_the_rows_of_its_words():
+    sentences = ["a b c", "a a d"]
+    bags = featurize(sentences, Vocabulary.build(sentences))  # 4 words
+    model = MLP(1, 8, bags.vocab_size).eval()
+    weights = 4 * sum(p.numel() for p in model.parameters())
+    assert bytes_read("dense", model, weights, [bags]) == weights + 4 * 2 * 4  # and the dense count rows
+    table = 4 * 4 * 8
+    rows = 4 * 8 * 4  # the 4 distinct words of the batch
+    assert bytes_read("sparse", model, weights, [bags]) == weights - table + rows + 12 * 5
+    assert bytes_read("fused", model, weights, [bags]) <= bytes_read("sparse", model, weights, [bags])  # inactive rows skipped
