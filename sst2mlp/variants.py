@@ -40,6 +40,7 @@ class Variants:
     memory: MemoryMeter
     flush_denormals: bool = True
     prepared: dict[tuple[ModelConfig, str, int], PreparedVariant] = field(default_factory=dict)
+    _reference: dict[int, torch.Tensor] = field(default_factory=dict)  # dev logits per source model (by id)
 
     def get(self, config: ModelConfig, impl: str, threads: int = 1) -> PreparedVariant:
         """The impl's variant built for `threads` (a runtime with a thread pool of its own is built with the count)."""
@@ -51,7 +52,10 @@ class Variants:
             with self.memory.measuring():
                 footprint = Footprint(model_bytes=variant.model_bytes(), file_bytes=variant.file_bytes())
             with torch.inference_mode():
-                logits, reference = predict_logits(variant, dev), predict_logits(source.model, dev)
+                logits = predict_logits(variant, dev)
+                if id(source.model) not in self._reference:  # once per source model, not once per impl
+                    self._reference[id(source.model)] = predict_logits(source.model, dev)
+                reference = self._reference[id(source.model)]
             self.prepared[key] = PreparedVariant(variant, source, logit_accuracy(logits, labels),
                                                  effective_flops(impl, source.model, dev),
                                                  footprint, parity(logits, reference))

@@ -85,24 +85,24 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
     return written
 
 
+RUNTIMES_NOTE = (
+    "Every impl at the baseline configuration (or the run's nearest). latency_vs_fused: batch-1 median over fused's; "
+    "throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own; coldstart_s: a fresh process "
+    "from its start to its first prediction.")
+PARITY_NOTE = (
+    "Each impl's dev-set predictions and logits against the dense model it was made from, over every configuration "
+    "of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from every seed's model).")
+
+
 def _runtimes_tables(run, out: Path, caption: str) -> list[Path]:
+    tables_to_write = [("runtimes", "sst2mlp runtimes at the baseline", RUNTIMES_NOTE, tables.runtimes_table(run),
+                        tables.RUNTIME_COLUMNS),
+                       ("parity", "sst2mlp parity with dense", PARITY_NOTE, tables.parity_table(run), tables.PARITY_COLUMNS)]
     written = []
-    rows = tables.runtimes_table(run)
-    if rows:
-        note = ("Every impl at the baseline configuration (or the run's nearest). latency_vs_fused: batch-1 median over "
-                "fused's; throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own (dense, "
-                "sparse, torchscript, fused); coldstart_s: a fresh process from its start to its first prediction.")
-        written += [tables.write_csv(out / "runtimes.csv", rows, tables.RUNTIME_COLUMNS),
-                    tables.write_markdown(out / "runtimes.md", "sst2mlp runtimes at the baseline", f"{caption}\n\n{note}",
-                                          rows, tables.RUNTIME_COLUMNS)]
-    rows = tables.parity_table(run)
-    if rows:
-        note = ("Each impl's dev-set predictions and logits against the dense model it was made from, over every "
-                "configuration of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from "
-                "every seed's model).")
-        written += [tables.write_csv(out / "parity.csv", rows, tables.PARITY_COLUMNS),
-                    tables.write_markdown(out / "parity.md", "sst2mlp parity with dense", f"{caption}\n\n{note}", rows,
-                                          tables.PARITY_COLUMNS)]
+    for stem, title, note, rows, columns in tables_to_write:
+        if rows:
+            written += [tables.write_csv(out / f"{stem}.csv", rows, columns),
+                        tables.write_markdown(out / f"{stem}.md", title, f"{caption}\n\n{note}", rows, columns)]
     return written
 
 
