@@ -2,18 +2,22 @@
 its benchmark saves as extra_info (sst2mlp.contract): one builder per group."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from .coldstart import ColdStartRuns
-from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo
+from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
 from .features import BagOfWords
 from .impls import IMPLS, bytes_read, effective_flops
-from .limits import floor_seconds
+from .limits import floor_seconds, training_floor_seconds
 from .model import ModelConfig
 from .suite import Suite
 from .timing import CyclingInputs, Timing, round_seconds, stability
 from .trained import TrainedModel, TrainingRuns
+from .training import TrainConfig
 from .variants import PreparedVariant
 
 
@@ -51,10 +55,26 @@ class BenchmarkCase:
                                           extra_seeds=benchmark.enabled)
         runs.trained.clear()  # the kept model stays in the session; the other rounds' weights are no longer needed
         seconds = round_seconds(benchmark)
+        median = None if seconds is None else float(np.median(seconds))
         return TrainingInfo(
             model=self.model_info(first, first.accuracy, effective_flops(trainer.impl, first.model, self.dev)),
             seeds=seeds, epoch_seconds=[r.epoch_seconds for r in runs.results[1:]], peak_rss_bytes=runs.peak.bytes,
+            roofline=None if median is None else self.training_roofline(first, trainer.train_config(first.seed), median),
             stability=None if seconds is None else stability(seconds))
+
+    def training_roofline(self, trained: TrainedModel, config: TrainConfig, median: float) -> TrainingRoofline | None:
+        """A training's median against the floor of its configuration (the same for every trainer: the least work
+        exact Adam and a sparse input layer need)."""
+        machine = self.suite.limits.get(self.threads)
+        if machine is None:
+            return None
+        train = self.suite.corpus.features(self.config.vocab_size).train
+        examples = len(train) * config.epochs
+        flops = effective_flops("sparse", trained.model, train) * examples
+        adam_step = self.suite.adam_step_seconds(self.config.params, self.threads)
+        floor = training_floor_seconds(machine, adam_step, config.epochs * math.ceil(len(train) / config.batch_size), flops)
+        return TrainingRoofline(adam_step_seconds=adam_step, achieved_gflops=3 * flops / median / 1e9,
+                                floor_seconds=floor, fraction_of_floor=floor / median)
 
     def _variant_model(self) -> ModelInfo:
         prepared = self.variant

@@ -148,11 +148,24 @@ class ApproximateSeeds:
 
 
 @dataclass(frozen=True)
+class TrainingRoofline:
+    """A training against what the machine can do (sst2mlp.limits.training_floor_seconds): the Adam step the floor
+    counts, its FLOP rate (3x the forward FLOPs of every example, with a sparse input layer), the floor and
+    floor / median."""
+
+    adam_step_seconds: float
+    achieved_gflops: float
+    floor_seconds: float
+    fraction_of_floor: float
+
+
+@dataclass(frozen=True)
 class TrainingInfo:
     model: ModelInfo = part(ModelInfo)
     seeds: SeedAccuracies = part(SeedAccuracies)
     epoch_seconds: list[list[float]]  # per timed round
     peak_rss_bytes: int | None  # resident memory the first (untimed) training added at its peak
+    roofline: TrainingRoofline | None = part(TrainingRoofline, OPTIONAL)
     stability: Stability | None = part(Stability, TIMED)
 
 

@@ -8,6 +8,10 @@ every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
 - the call floor: an extension function with the fused kernel's signature that returns at once, and one that only
   allocates the output; no one-call impl can answer faster.
 
+A training's floor (`training_floor_seconds`) adds what exact Adam must do whatever the input layer: read the
+parameters, gradients and both moments and write three of them every step (a fused torch.optim.Adam step timed on
+the configuration's parameter count), and the forward and backward passes' FLOPs (3x the forward's) at the peak.
+
 Each is the best of several timed repetitions (a machine can be slowed, never sped up, by a neighbour), at the
 session's thread counts.
 """
@@ -135,3 +139,22 @@ def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, workin
     compute = flops / (limits.peak_gflops * 1e9)
     memory = bytes_read / (read_rate(limits, working_set) * 1e9)
     return max(compute, memory) + (limits.call_floor_seconds or 0.0)
+
+
+def adam_step_seconds(params: int, threads: int) -> float:
+    """One fused torch.optim.Adam step over `params` float32 parameters with their gradients, at `threads` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        weight = torch.nn.Parameter(torch.rand(params) - 0.5)
+        weight.grad = (torch.rand(params) - 0.5) * 1e-2
+        optimizer = torch.optim.Adam([weight], lr=1e-3, fused=True)
+        return best_seconds(optimizer.step, min_seconds=0.02)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def training_floor_seconds(limits: MachineLimits, adam_step: float, steps: int, forward_flops: float) -> float:
+    """A training this machine could not beat: every step's exact Adam update, and the forward FLOPs of all its
+    examples three times over (forward, and backward's two products) at the peak rate."""
+    return steps * adam_step + 3 * forward_flops / (limits.peak_gflops * 1e9)

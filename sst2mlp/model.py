@@ -46,13 +46,14 @@ class SparseLinear(nn.Module):
     """x @ W.T + b for count vectors given as (indices, offsets, counts): nn.EmbeddingBag(mode="sum") plus a bias.
 
     Same function and same initial distribution as nn.Linear(in_features, out_features)
-    (uniform within 1/sqrt(in_features)), but it touches only the words present.
+    (uniform within 1/sqrt(in_features)), but it touches only the words present, in the backward pass too: the
+    table's gradient is sparse, the rows of the batch's words (training.SparseRowsAdam turns it into exact Adam).
     """
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.bag = nn.EmbeddingBag(in_features, out_features, mode="sum", include_last_offset=True)
+        self.bag = nn.EmbeddingBag(in_features, out_features, mode="sum", include_last_offset=True, sparse=True)
         self.bias = nn.Parameter(torch.empty(out_features))
         bound = 1 / math.sqrt(in_features)
         nn.init.uniform_(self.bag.weight, -bound, bound)

@@ -33,6 +33,7 @@ class Suite:
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     finished: set[str] = field(default_factory=set)  # the node ids of the benchmarks whose timed record was written
     limits: dict[int, MachineLimits] = field(default_factory=dict)  # per thread count, measured before any timing
+    _adam_steps: dict[tuple[int, int], float] = field(default_factory=dict, repr=False)  # (params, threads) -> seconds
     _warmed_up: set[bool] = field(default_factory=set, repr=False)  # input-layer kinds (sparse?) trained once untimed
 
     def __post_init__(self):
@@ -55,6 +56,12 @@ class Suite:
         except kernel.KernelUnavailable:
             extension = None  # no call floor; the fused benchmarks say why
         self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
+
+    def adam_step_seconds(self, params: int, threads: int) -> float:
+        """The Adam step a training's floor counts, measured once per parameter count and thread count (untimed)."""
+        if (params, threads) not in self._adam_steps:
+            self._adam_steps[params, threads] = limits.adam_step_seconds(params, threads)
+        return self._adam_steps[params, threads]
 
     def training_runs(self, config, trainer: Trainer, timed: bool) -> TrainingRuns:
         """The rounds of a training benchmark: a warm-up and --sst2-train-rounds timed ones, or one round untimed."""

@@ -35,8 +35,43 @@ class TrainResult:
         return self.epoch_losses[-1]
 
 
+class SparseRowsAdam(torch.optim.Adam):
+    """torch.optim.Adam for a model whose input table gets a sparse gradient (the rows of the words in the batch).
+
+    Adam is exact only if every row is updated every step (the moments of an untouched row decay and it still moves),
+    so each step must read all parameters, gradients and moments. What it need not do is what a dense gradient of
+    the table costs: a new table-sized tensor allocated and zero-filled by every backward. Here the table's dense
+    gradient is one buffer kept across steps: the rows the previous step wrote are zeroed, the batch's rows added,
+    and the same (fused) Adam update runs on it.
+    """
+
+    def __init__(self, params, **options):
+        super().__init__(params, **options)
+        self._dense_grads: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] = {}  # param -> (buffer, rows in it)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None and param.grad.is_sparse:
+                    param.grad = self._densify(param, param.grad)
+        return super().step(closure)
+
+    def _densify(self, param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        buffer, written = self._dense_grads.get(param, (None, None))
+        if buffer is None:
+            buffer = torch.zeros_like(param)
+        else:
+            buffer.index_fill_(0, written, 0.0)
+        rows = grad._indices()[0]  # uncoalesced: a row once per occurrence in the batch; index_add_ sums them
+        buffer.index_add_(0, rows, grad._values())
+        self._dense_grads[param] = (buffer, rows)
+        return buffer
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
+    adam = SparseRowsAdam if getattr(model, "sparse", False) else torch.optim.Adam
+    return adam(model.parameters(), lr=config.learning_rate, fused=config.fused_adam)
 
 
 def train(

@@ -109,6 +109,25 @@ def test_fused_matches_dense_for_any_depth(num_layers):
     assert torch.allclose(predict_logits(fused, bags), predict_logits(model, bags), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("hidden", [128, 200])  # whole 128-output register chunks; chunks and a remainder
+def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
+    """Batches of any size, dividing the rows or not, with rows that have no known word (the bias alone)."""
+    words = [f"w{i}" for i in range(60)]
+    generator = torch.Generator().manual_seed(2)
+    sentences = [" ".join(words[int(i)] for i in torch.randint(0, 60, (int(n),), generator=generator))
+                 for n in torch.randint(0, 20, (150,), generator=generator)]
+    sentences[::17] = [""] * len(sentences[::17])
+    bags = featurize(sentences, Vocabulary.build(words))
+    torch.manual_seed(3)
+    model = MLP(2, hidden, bags.vocab_size).eval()
+    fused = make_variant("fused", model, bags)
+    reference = predict_logits(model, bags)
+    assert (bags.nnz_per_row == 0).sum() >= 9
+    for batch in (1, 2, 7, 16, 63, 64, 65, 149, 150):
+        logits = torch.cat([fused(*fused.inputs(bags.rows(b, min(b + batch, len(bags))))) for b in range(0, len(bags), batch)])
+        assert torch.allclose(logits, reference, rtol=0, atol=1e-5), batch
+
+
 def test_fused_batches_give_the_same_logits_on_any_thread_count(baseline_trained_on_a_subset):
     model, dev, _ = baseline_trained_on_a_subset
     fused = make_variant("fused", model, dev)

@@ -3,7 +3,7 @@ import pytest
 
 from sst2mlp import MLP, Vocabulary, featurize
 from sst2mlp.impls import bytes_read
-from sst2mlp.limits import MachineLimits, cache_sizes, floor_seconds, read_rate
+from sst2mlp.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
 
 LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0,
                        copy_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
@@ -40,3 +40,11 @@ def test_a_dense_input_reads_every_weight_and_a_sparse_one_only_the_rows_of_its_
     rows = 4 * 8 * 4  # the 4 distinct words of the batch
     assert bytes_read("sparse", model, weights, [bags]) == weights - table + rows + 12 * 5
     assert bytes_read("fused", model, weights, [bags]) <= bytes_read("sparse", model, weights, [bags])  # inactive rows skipped
+
+
+def test_a_trainings_floor_is_every_steps_adam_update_plus_three_times_the_forward_flops_at_the_peak():
+    assert training_floor_seconds(LIMITS, adam_step=1e-3, steps=100, forward_flops=1e9) == pytest.approx(0.1 + 3 * 1e9 / 10e9)
+
+
+def test_an_adam_step_over_more_parameters_takes_longer():
+    assert 0 < adam_step_seconds(1_000, threads=1) < adam_step_seconds(4_000_000, threads=1)

@@ -193,10 +193,15 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     fused = benchmarks["test_inference[L2-H8-V15-T1-fused-B1]"]
     assert limits["call_floor_seconds"] < fused["stats"]["median"]
     for bench in benchmarks.values():
-        if bench["group"] != "training":
-            info = bench["extra_info"]
+        info = bench["extra_info"]
+        assert info["fraction_of_floor"] == pytest.approx(info["floor_seconds"] / bench["stats"]["median"])
+        if bench["group"] == "training":  # every step's Adam update at least, the same floor for both trainers
+            steps = 2 * -(-info["train_examples"] // 64)
+            assert info["floor_seconds"] >= steps * info["adam_step_seconds"] > 0
+        else:
             assert info["floor_seconds"] >= limits["call_floor_seconds"]
-            assert info["fraction_of_floor"] == pytest.approx(info["floor_seconds"] / bench["stats"]["median"])
+    trainers = [benchmarks[f"test_training[L2-H8-V15-T1-{impl}-B64]"]["extra_info"] for impl in ("dense", "sparse")]
+    assert trainers[0]["floor_seconds"] == pytest.approx(trainers[1]["floor_seconds"])  # one Adam step measured for both
     # latency and throughput of every exact impl use the dense training's warm-up model: one accuracy
     accuracy = {b["extra_info"]["accuracy"] for b in saved["benchmarks"] if b["params"]["num_layers"] == 2 and b["group"] != "training"}
     dense_training = benchmarks["test_training[L2-H8-V15-T1-dense-B64]"]["extra_info"]["accuracy"]

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, train
+from sst2mlp.training import SparseRowsAdam, make_optimizer
 
 POSITIVE = ["great fun", "great film", "fun fun film", "a great ride", "truly fun"]
 NEGATIVE = ["dull mess", "a dull film", "boring mess", "boring dull", "truly boring"]
@@ -54,3 +56,41 @@ def test_short_training_on_real_data_beats_chance(sst2):
     model = MLP(num_layers=1, hidden_size=64, vocab_size=1000)
     train(model, features.train, torch.from_numpy(sst2.train.labels[:10_000]), TrainConfig(epochs=1))
     assert accuracy(model, features.dev, torch.from_numpy(sst2.dev.labels)) > 0.68
+
+
+def dense_gradient_twin(model: MLP) -> MLP:
+    """The same sparse model, weights and all, whose input table gets the dense gradient nn.EmbeddingBag gives."""
+    twin = MLP.from_config(model.config, sparse=True)
+    twin.load_state_dict(model.state_dict())
+    twin.input.bag.sparse = False
+    return twin
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_sparse_gradient_adam_is_exact_adam_over_every_row_of_the_table(fused):
+    """Same parameters and losses as torch's Adam on the dense gradient: the rows of earlier batches, absent from
+    later ones, keep moving (their moments decay) exactly as there."""
+    bags, labels = toy_problem()
+    torch.manual_seed(0)
+    model = MLP(1, 16, bags.vocab_size, sparse=True)
+    twin = dense_gradient_twin(model)
+    config = TrainConfig(epochs=2, batch_size=8, seed=1, fused_adam=fused)
+    optimizer = make_optimizer(model, config)
+    assert isinstance(optimizer, SparseRowsAdam)
+    result = train(model, bags, labels, config, optimizer)
+    expected = train(twin, bags, labels, config, torch.optim.Adam(twin.parameters(), lr=config.learning_rate, fused=fused))
+    assert result.epoch_losses == pytest.approx(expected.epoch_losses, rel=1e-5)
+    for (name, mine), theirs in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(mine, theirs, rtol=1e-5, atol=1e-7), name
+
+
+def test_the_sparse_model_gives_its_table_a_sparse_gradient_and_the_step_a_dense_one():
+    bags, labels = toy_problem()
+    model = MLP(1, 4, bags.vocab_size, sparse=True)
+    optimizer = make_optimizer(model, TrainConfig())
+    batch = bags.rows(0, 2)
+    loss = model(*model.inputs(batch)).sum()
+    loss.backward()
+    assert model.input.bag.weight.grad.is_sparse
+    optimizer.step()
+    assert not model.input.bag.weight.grad.is_sparse  # the kept buffer, which Adam updated from

@@ -24,7 +24,8 @@ from .runs import ReportError, load_runs
 RESULTS = ("results.md", "results.csv", "claims.md")
 COMPARISON = ("comparison.md", "comparison.csv")
 SPEEDUPS = ("speedups.md", "speedups.csv")
-RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv")
+RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv", "roofline.md", "roofline.csv",
+            "baseline.md")
 
 
 RESULTS_NOTE = (
@@ -94,15 +95,27 @@ PARITY_NOTE = (
     "of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from every seed's model).")
 
 
+ROOFLINE_NOTE = (
+    "Every impl at the baseline configuration (or the run's nearest), per call: the median, the floor (the time this "
+    "machine could not beat: the larger of the FLOPs at its peak matrix-product rate and the bytes the impl must read "
+    "at the copy bandwidth of the cache level that holds its weights, plus the extension call floor; machine_info "
+    "limits) and floor / median. b1: one example; b64: 64; dev: the whole dev set in one call.")
+
+
 def _runtimes_tables(run, out: Path, caption: str) -> list[Path]:
-    tables_to_write = [("runtimes", "sst2mlp runtimes at the baseline", RUNTIMES_NOTE, tables.runtimes_table(run),
-                        tables.RUNTIME_COLUMNS),
-                       ("parity", "sst2mlp parity with dense", PARITY_NOTE, tables.parity_table(run), tables.PARITY_COLUMNS)]
+    runtimes = tables.runtimes_table(run)
+    tables_to_write = [("runtimes", "sst2mlp runtimes at the baseline", RUNTIMES_NOTE, runtimes, tables.RUNTIME_COLUMNS),
+                       ("parity", "sst2mlp parity with dense", PARITY_NOTE, tables.parity_table(run), tables.PARITY_COLUMNS),
+                       ("roofline", "sst2mlp against the machine's floor", ROOFLINE_NOTE, tables.roofline_table(run),
+                        tables.ROOFLINE_COLUMNS)]
     written = []
     for stem, title, note, rows, columns in tables_to_write:
         if rows:
             written += [tables.write_csv(out / f"{stem}.csv", rows, columns),
                         tables.write_markdown(out / f"{stem}.md", title, f"{caption}\n\n{note}", rows, columns)]
+    if runtimes:  # the short form, for a front page; runtimes.csv holds its every column
+        written.append(tables.write_markdown(out / "baseline.md", "sst2mlp at the baseline", f"{caption}\n\n{RUNTIMES_NOTE}",
+                                             runtimes, tables.BASELINE_COLUMNS))
     return written
 
 

@@ -10,7 +10,8 @@ import numpy as np
 from .. import stats
 from .runs import Row, Run, accuracy_over_seeds
 
-FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "footprint.png", "pareto.png")
+FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "footprint.png", "pareto.png",
+           "roofline.png")
 SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
 LEGEND = {"num_layers": "N={}", "hidden_size": "hidden {}", "vocab_size": "k={}"}
 STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # cycled: more series reuse them
@@ -265,6 +266,33 @@ def pareto_figure(run: Run, impls: list[str], threads: int):
     return fig
 
 
+ROOF_PANELS = (("1", "batch 1"), ("64", "batch 64"), ("dev", "the whole dev set, one call"))
+FLOOR_FRACTIONS = (1.0, 0.5, 0.1)  # guide lines: median = floor / fraction
+
+
+def roofline_figure(run: Run, impls: list[str], threads: int):
+    """Each impl and configuration: the time per example it took against the floor the machine could not beat for it
+    (sst2mlp.limits), one panel per batch size; on the diagonal an impl reaches its floor."""
+    fig, axes = _panels(f"Each impl against this machine's floor ({threads} thread(s)); guides: 100%, 50%, 10% of the floor",
+                        run.caption(), [(f"floor, {label} (us per example)", "median (us per example)")
+                                        for _, label in ROOF_PANELS], figsize=(18, 6))
+    rows = [r for r in run.rows.values() if r.roofs and r.key.threads == threads and r.key.trained_impl == "dense"]
+    for ax, (batch, _) in zip(axes, ROOF_PANELS):
+        points = [(r, r.roofs[batch]) for r in rows if batch in r.roofs]
+        for impl, style in zip(impls, itertools.cycle(STYLES)):
+            mine = [roof for r, roof in points if r.key.impl == impl]
+            ax.plot([roof.floor_seconds / roof.examples * 1e6 for roof in mine],
+                    [roof.median_seconds / roof.examples * 1e6 for roof in mine], style[0], label=impl, markersize=5, alpha=0.8)
+        if points:
+            floors = [roof.floor_seconds / roof.examples * 1e6 for _, roof in points]
+            span = np.array([min(floors) / 1.5, max(floors) * 1.5])
+            for fraction in FLOOR_FRACTIONS:
+                ax.plot(span, span / fraction, color="0.5", lw=0.8, ls="-" if fraction == 1 else ":")
+                ax.annotate(f"{fraction:.0%}", (span[1], span[1] / fraction), fontsize=7, color="0.4", ha="right", va="bottom")
+    _set_scales(axes, log_y=(True, True, True))
+    return fig
+
+
 def draw_figures(run: Run, threads: int) -> dict[str, object]:
     """Every figure of the run at one thread count, by file name."""
     impls = [impl for impl in run.impl_order if timed_rows(run, impl, threads)]
@@ -275,6 +303,8 @@ def draw_figures(run: Run, threads: int) -> dict[str, object]:
     figures["impls.png"] = impls_figure(run, impls, threads)
     figures["footprint.png"] = footprint_figure(run, impls, threads)
     figures["pareto.png"] = pareto_figure(run, impls, threads)
+    if any(row.roofs for row in run.rows.values()):  # runs saved before the machine limits have no floors
+        figures["roofline.png"] = roofline_figure(run, impls, threads)
     return figures
 
 

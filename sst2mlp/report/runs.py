@@ -40,6 +40,19 @@ class Key:
         return Key(*self.config, impl, self.threads, trained_impl)
 
 
+@dataclass(frozen=True)
+class Roof:
+    """One timed call against the machine's floor for it (sst2mlp.limits): seconds per call, measured and floor."""
+
+    median_seconds: float
+    floor_seconds: float
+    examples: int  # per call
+
+    @property
+    def fraction(self) -> float:
+        return self.floor_seconds / self.median_seconds
+
+
 @dataclass
 class Row:
     """Everything a run measured about one Key, across the training, inference and throughput groups."""
@@ -64,7 +77,7 @@ class Row:
     max_logit_difference: float | None = None  # largest |logit - dense logit| on dev
     exact: bool = True
     peer_runtime: bool = False  # a deployment runtime rather than one of the suite's own impls
-    fraction_of_floor: dict[str, float] = field(default_factory=dict)  # batch label ("1", "64", "dev") -> floor / median
+    roofs: dict[str, Roof] = field(default_factory=dict)  # batch label ("1", "64", "dev") -> the call against its floor
 
 
 @dataclass
@@ -210,9 +223,9 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     row.exact, row.peer_runtime = info.get("exact", row.exact), info.get("peer_runtime", row.peer_runtime)
     if "agreement_with_dense" in info:
         row.agreement_with_dense, row.max_logit_difference = info["agreement_with_dense"], info.get("max_logit_difference")
-    if "fraction_of_floor" in info:
+    if "floor_seconds" in info and bench["group"] in ("inference", "throughput"):
         batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples", 1))
-        row.fraction_of_floor[str(batch)] = info["fraction_of_floor"]
+        row.roofs[str(batch)] = Roof(stats["median"], info["floor_seconds"], info.get("batch_examples", 1))
     if bench["group"] == "coldstart":
         row.coldstart = {phase: info[f"coldstart_{phase}_seconds"] for phase in COLDSTART_PHASES
                          if f"coldstart_{phase}_seconds" in info}
@@ -220,7 +233,7 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     elif bench["group"] == "inference":
         row.latency = {**stats, **{p: info[p] for p in ("p50", "p90", "p99", "machine_speed") if p in info}}
     elif bench["group"] == "training":
-        row.training = stats
+        row.training = {**stats, **{name: info[name] for name in ("floor_seconds", "fraction_of_floor") if name in info}}
         row.training_peak_rss = info.get("peak_rss_bytes")
     else:
         batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples"))

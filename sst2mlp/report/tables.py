@@ -16,7 +16,8 @@ ACCURACY_COLUMNS = ("accuracy", "accuracy_mean", "accuracy_sd", "accuracy_seeds"
 METRIC_COLUMNS = (
     "params", "flops", "effective_flops", *ACCURACY_COLUMNS, "model_bytes", "file_bytes",
     "latency_median_ms", "latency_mean_ms", "latency_stddev_ms", "latency_p90_ms", "latency_p99_ms", "latency_iqr_over_median",
-    "training_median_s", "training_iqr_over_median", "peak_rss_bytes", "throughput_b64_per_s", "throughput_dev_per_s",
+    "training_median_s", "training_iqr_over_median", "training_floor_s", "training_fraction_of_floor", "peak_rss_bytes",
+    "throughput_b64_per_s", "throughput_dev_per_s",
     "dev_pass_peak_rss_bytes", "agreement_with_dense", "max_logit_difference",
     "coldstart_s", "coldstart_imports_s", "coldstart_load_s", "coldstart_prepare_s", "coldstart_first_s",
     "latency_fraction_of_floor", "throughput_b64_fraction_of_floor", "throughput_dev_fraction_of_floor",
@@ -27,6 +28,7 @@ SPEEDUP_COLUMNS = KEY_COLUMNS + (
     "training_median_s", "training_speedup_vs_dense", "training_speedup_vs_reference_loop",
 )
 COMPARED_METRICS = ("latency_median_ms", "training_median_s")
+ROOF_PREFIXES = {"1": "latency", "64": "throughput_b64", "dev": "throughput_dev"}  # batch label -> column prefix
 
 
 def _ms(seconds):
@@ -47,6 +49,8 @@ def record(run: Run, key: Key) -> dict:
         "latency_p99_ms": _ms(latency.get("p99")), "latency_iqr_over_median": latency.get("iqr_over_median"),
         "training_median_s": row.training["median"] if row.training else None,
         "training_iqr_over_median": (row.training or {}).get("iqr_over_median"),
+        "training_floor_s": (row.training or {}).get("floor_seconds"),
+        "training_fraction_of_floor": (row.training or {}).get("fraction_of_floor"),
         "model_bytes": row.model_bytes, "file_bytes": row.file_bytes,
         "peak_rss_bytes": row.training_peak_rss, "dev_pass_peak_rss_bytes": row.dev_pass_peak_rss,
         "throughput_b64_per_s": row.throughput.get("64"), "throughput_dev_per_s": row.throughput.get("dev"),
@@ -54,9 +58,8 @@ def record(run: Run, key: Key) -> dict:
         "coldstart_s": coldstart.get("total"), "coldstart_imports_s": coldstart.get("imports"),
         "coldstart_load_s": coldstart.get("load"), "coldstart_prepare_s": coldstart.get("prepare"),
         "coldstart_first_s": coldstart.get("first"),
-        "latency_fraction_of_floor": row.fraction_of_floor.get("1"),
-        "throughput_b64_fraction_of_floor": row.fraction_of_floor.get("64"),
-        "throughput_dev_fraction_of_floor": row.fraction_of_floor.get("dev"),
+        **{f"{prefix}_fraction_of_floor": row.roofs[batch].fraction if batch in row.roofs else None
+           for batch, prefix in ROOF_PREFIXES.items()},
     }
 
 
@@ -102,6 +105,11 @@ RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "la
                    "file_bytes", "coldstart_s", "agreement_with_dense", "max_logit_difference", *ACCURACY_COLUMNS)
 
 
+# The short form of the runtimes table, for a front page (the README shows the committed full run's).
+BASELINE_COLUMNS = ("impl", "latency_median_ms", "latency_vs_fused", "throughput_b64_per_s", "throughput_b64_vs_best_exact",
+                    "throughput_dev_per_s", "model_bytes", "coldstart_s", *ACCURACY_COLUMNS)
+
+
 def baseline_keys(run: Run) -> list[Key]:
     """The run's rows at the reference report's baseline configuration, or at its configuration nearest to it."""
     configs = {key.config for key in run.rows}
@@ -127,6 +135,29 @@ def runtimes_table(run: Run) -> list[dict]:
         for batch in ("b64", "dev"):
             best = max((records[k][f"throughput_{batch}_per_s"] or 0 for k in own_exact), default=0)
             row[f"throughput_{batch}_vs_best_exact"] = _ratio(rec[f"throughput_{batch}_per_s"], best)
+        rows.append(row)
+    return rows
+
+
+ROOFLINE_COLUMNS = ("impl", "threads", "b1_median_us", "b1_floor_us", "b1_fraction_of_floor", "b64_median_us",
+                    "b64_floor_us", "b64_fraction_of_floor", "dev_median_ms", "dev_floor_ms", "dev_fraction_of_floor")
+ROOFLINE_UNITS = {"1": ("b1", "us", 1e6), "64": ("b64", "us", 1e6), "dev": ("dev", "ms", 1e3)}  # batch -> prefix, unit
+
+
+def roofline_table(run: Run) -> list[dict]:
+    """Every impl at the baseline: per call at batch 1, 64 and the whole dev set, its median, the floor the machine
+    could not beat (sst2mlp.limits) and floor / median."""
+    rows = []
+    for key in baseline_keys(run):
+        roofs = run.rows[key].roofs
+        if not roofs:
+            continue
+        row = {"impl": key.impl, "threads": key.threads}
+        for batch, (prefix, unit, scale) in ROOFLINE_UNITS.items():
+            roof = roofs.get(batch)
+            row[f"{prefix}_median_{unit}"] = roof.median_seconds * scale if roof else None
+            row[f"{prefix}_floor_{unit}"] = roof.floor_seconds * scale if roof else None
+            row[f"{prefix}_fraction_of_floor"] = roof.fraction if roof else None
         rows.append(row)
     return rows
 
@@ -227,10 +258,13 @@ def markdown_cell(row: dict, column: str, empty: str) -> str:
     return text
 
 
-def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> Path:
+def markdown_table(rows: list[dict], columns, empty: str = "-") -> list[str]:
     """`empty` fills the cells with no value: "-" where a metric was not measured (training an int8 model)."""
     shown = markdown_columns(columns)
-    lines = [f"# {title}", "", caption, "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(markdown_cell(row, c, empty) for c in shown) + " |" for row in rows]
-    path.write_text("\n".join(lines) + "\n")
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    return lines + ["| " + " | ".join(markdown_cell(row, c, empty) for c in shown) + " |" for row in rows]
+
+
+def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> Path:
+    path.write_text("\n".join([f"# {title}", "", caption, "", *markdown_table(rows, columns, empty)]) + "\n")
     return path
