@@ -90,7 +90,7 @@ class BenchmarkCase:
         flops = self.variant.effective_flops * batch_size
         model_bytes = self.variant.footprint.model_bytes
         floor = floor_seconds(machine, flops, bytes_read(self.impl, self.variant.source.model, model_bytes, batches),
-                              working_set=model_bytes)
+                              working_set=model_bytes, int8=IMPLS[self.impl].int8_products)
         return Roofline(achieved_gflops=flops / median / 1e9, floor_seconds=floor, fraction_of_floor=floor / median)
 
     def inference(self, timing: Timing) -> InferenceInfo:

@@ -39,6 +39,7 @@ class Impl:
     save: Callable[[Forward, Path], None]  # writes the built forward into a folder as its users would ship it
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
     table_weight_bytes: int = 4  # bytes per weight of the input table it holds (1: int8)
+    int8_products: bool = False  # its matrix products run in int8 (its floor counts them at the int8 rate)
     model_inputs: Callable[[Forward, BagOfWords], tuple] | None = None  # default: bags.inputs(sparse_input)
     peer: bool = False  # a deployment runtime's, not one of the suite's own implementations
     runtime: str = "torch"  # the package that runs it (its version and thread setting go into machine_info)
@@ -154,7 +155,7 @@ REGISTRY = (
          trainable=False, exact=True, skips_inactive_units=True, build=_fused, **_FUSED),
     Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", input_form="dense",
          trainable=False, exact=False, skips_inactive_units=False, build=_int8, held_bytes=_int8_bytes,
-         save=_save_state_dict),
+         save=_save_state_dict, int8_products=True),
     Impl("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)",
          input_form="bags", trainable=False, exact=False, skips_inactive_units=True, build=_fused_int8_table,
          scales_input_rows=True, table_weight_bytes=1, **_FUSED),
@@ -162,8 +163,8 @@ REGISTRY = (
          "layer a gather of the rows of the words present", input_form="padded", exact=True,
          build=runtimes.build_onnxruntime, model_inputs=runtimes.padded_numpy, runtime="onnxruntime", **_RUNTIME),
     Impl("onnxruntime-int8", "the same ONNX model through onnxruntime's dynamic int8 quantization", input_form="padded",
-         exact=False, table_weight_bytes=1, build=runtimes.build_onnxruntime_int8, model_inputs=runtimes.padded_numpy, runtime="onnxruntime",
-         **_RUNTIME),
+         exact=False, table_weight_bytes=1, int8_products=True, build=runtimes.build_onnxruntime_int8,
+         model_inputs=runtimes.padded_numpy, runtime="onnxruntime", **_RUNTIME),
     Impl("openvino", "the same ONNX model compiled by OpenVINO for its CPU device (latency hint, float32)",
          input_form="padded", exact=True, build=runtimes.build_openvino, model_inputs=runtimes.padded_numpy,
          runtime="openvino", requires="openvino", install=_EXTRA.format("openvino", "openvino"), **_RUNTIME),

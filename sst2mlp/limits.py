@@ -3,6 +3,7 @@ every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
 
 - the float32 matrix-product rate: torch.mm at the shapes the hidden layers run at batch 64 (64 x H by H x H, for
   every width of the grid) and one large square product (1024 x 1024 by 1024 x 1024); the best rate is the peak;
+- the same for torch's dynamic int8 Linear, the rate of the impls whose matrix products run in int8;
 - the copy bandwidth at three working-set sizes: half the L2 cache, half the L3 cache, and 256 MB (memory); a
   benchmark's bytes are read at the rate of the smallest level that holds its weights (a cache-aware roofline);
 - the call floor: an extension function with the fused kernel's signature that returns at once, and one that only
@@ -36,6 +37,7 @@ class MachineLimits:
     threads: int
     matmul_gflops: dict[str, float]  # "MxK@KxN" -> best GFLOP/s
     peak_gflops: float  # the best of them
+    int8_peak_gflops: float | None  # torch's dynamic int8 Linear at the same shapes: the rate of impls that multiply in int8
     copy_gb_per_s: dict[str, float]  # level ("l2", "l3", "memory") -> bytes read + written per second / 1e9
     cache_bytes: dict[str, int]  # "l2", "l3" -> the cache's size
     call_floor_seconds: float | None  # an extension call with the fused kernel's arguments that returns at once
@@ -65,6 +67,15 @@ def matmul_gflops(m: int, k: int, n: int) -> float:
     a, b = torch.rand(m, k), torch.rand(k, n)
     out = torch.empty(m, n)
     seconds = best_seconds(lambda: torch.mm(a, b, out=out))
+    return 2 * m * k * n / seconds / 1e9
+
+
+def int8_matmul_gflops(m: int, k: int, n: int) -> float:
+    """Multiply-adds x 2 per second of torch's dynamic int8 Linear (int8 weights, activations quantized per call)."""
+    layer = torch.ao.nn.quantized.dynamic.Linear(k, n)
+    x = torch.rand(m, k)
+    with torch.inference_mode():
+        seconds = best_seconds(lambda: layer(x))
     return 2 * m * k * n / seconds / 1e9
 
 
@@ -117,9 +128,10 @@ def measure(hidden_sizes, threads: int, extension=None) -> MachineLimits:
     try:
         shapes = [(64, h, h) for h in sorted(set(hidden_sizes))] + [(LARGE_SQUARE,) * 3]
         rates = {f"{m}x{k}@{k}x{n}": matmul_gflops(m, k, n) for m, k, n in shapes}
+        int8_peak = max(int8_matmul_gflops(m, k, n) for m, k, n in shapes)
         call, allocation = call_floors(extension, example_call_inputs()) if extension is not None else (None, None)
         caches = cache_sizes()
-        return MachineLimits(threads, rates, max(rates.values()), bandwidths(caches), caches, call, allocation)
+        return MachineLimits(threads, rates, max(rates.values()), int8_peak, bandwidths(caches), caches, call, allocation)
     finally:
         torch.set_num_threads(previous)
 
@@ -133,10 +145,12 @@ def read_rate(limits: MachineLimits, working_set: float) -> float:
     return limits.copy_gb_per_s["memory"]
 
 
-def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float) -> float:
-    """The time per call this machine could not beat: the larger of the FLOPs at the peak rate and the bytes read at
-    the rate of the level that holds the working set (the weights the impl keeps), plus the call floor."""
-    compute = flops / (limits.peak_gflops * 1e9)
+def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float, int8: bool = False) -> float:
+    """The time per call this machine could not beat: the larger of the FLOPs at the peak rate (the int8 rate for an
+    impl that multiplies in int8) and the bytes read at the rate of the level that holds the working set (the weights
+    the impl keeps), plus the call floor."""
+    peak = max(limits.peak_gflops, limits.int8_peak_gflops or 0.0) if int8 else limits.peak_gflops
+    compute = flops / (peak * 1e9)
     memory = bytes_read / (read_rate(limits, working_set) * 1e9)
     return max(compute, memory) + (limits.call_floor_seconds or 0.0)
 

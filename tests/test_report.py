@@ -127,6 +127,12 @@ def test_figures_draw_every_measured_point():
     assert points_per_panel(figures["footprint.png"]) == [[2] * len(IMPLS)] * 2
     pareto = points_per_panel(figures["pareto.png"])
     assert [panel[:6] for panel in pareto] == [[2] * 6] * 3 and all(1 <= panel[6] <= 12 for panel in pareto)
+    # every impl at both configurations in each batch panel, then the three guide lines (100%, 50%, 10% of the floor)
+    assert points_per_panel(figures["roofline.png"]) == [[2] * len(IMPLS) + [2, 2, 2]] * 3
+
+
+def test_a_run_saved_before_the_machine_limits_has_no_roofline_figure():
+    assert "roofline.png" not in draw_figures(read_run(OLD), threads=1)
 
 
 def test_every_figure_is_a_png_file(report):
@@ -286,3 +292,16 @@ def test_the_parity_table_holds_each_impls_worst_agreement_and_logit_difference(
         assert float(row["largest_logit_difference"]) == pytest.approx(max(info["max_logit_difference"] for info in mine))
         assert row["exact"] == ("no" if impl in ("int8", "fused-int8", "onnxruntime-int8") else "yes")
     assert all(float(rows[impl]["largest_logit_difference"]) < 1e-4 for impl in ("sparse", "onnxruntime", "openvino", "executorch"))
+
+
+def test_the_roofline_table_holds_each_impls_median_floor_and_fraction_per_call_at_the_baseline(report):
+    rows = {r["impl"]: r for r in read_csv(report[0] / "roofline.csv")}
+    assert list(rows) == IMPLS
+    calls = {(b["params"]["impl"], str(b["params"]["batch_size"])): b for b in benchmarks(NEW)
+             if b["params"]["num_layers"] == 2 and b["group"] in ("inference", "throughput")}
+    for (impl, batch), bench in calls.items():
+        prefix, unit, scale = {"1": ("b1", "us", 1e6), "64": ("b64", "us", 1e6), "dev": ("dev", "ms", 1e3)}[batch]
+        row, floor = rows[impl], bench["extra_info"]["floor_seconds"]
+        assert float(row[f"{prefix}_median_{unit}"]) == pytest.approx(bench["stats"]["median"] * scale)
+        assert float(row[f"{prefix}_floor_{unit}"]) == pytest.approx(floor * scale)
+        assert float(row[f"{prefix}_fraction_of_floor"]) == pytest.approx(bench["extra_info"]["fraction_of_floor"])

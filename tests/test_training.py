@@ -85,7 +85,7 @@ def test_the_sparse_gradient_adam_is_exact_adam_over_every_row_of_the_table(fuse
 
 
 def test_the_sparse_model_gives_its_table_a_sparse_gradient_and_the_step_a_dense_one():
-    bags, labels = toy_problem()
+    bags, _ = toy_problem()
     model = MLP(1, 4, bags.vocab_size, sparse=True)
     optimizer = make_optimizer(model, TrainConfig())
     batch = bags.rows(0, 2)
