@@ -104,12 +104,9 @@ class FusedMLP {
       std::vector<float> scratch(3 * stride + kFloatsPerLine);
       float* h = cache_line_aligned(scratch.data());
       std::vector<int64_t> active(hidden_);
-      prefetch_rows(ids + starts[begin], starts[begin + 1] - starts[begin]);
-      for (int64_t r = begin; r < end; ++r) {
-        if (r + 1 < end) prefetch_rows(ids + starts[r + 1], starts[r + 2] - starts[r + 1]);
+      for (int64_t r = begin; r < end; ++r)
         out[r] = row_logit(ids + starts[r], weights + starts[r], starts[r + 1] - starts[r], h, h + stride,
                            active.data(), h + 2 * stride);
-      }
     });
     return logits;
   }
@@ -135,15 +132,6 @@ class FusedMLP {
   int64_t num_layers() const { return static_cast<int64_t>(hidden_weights_t_.size()); }
 
  private:
-  // The table rows of a row's words, requested from memory before they are needed (the next row's while this one
-  // is computed): a row of the 10,000-word table is rarely in L1 or L2, and its address is known in advance.
-  void prefetch_rows(const int64_t* ids, int64_t nnz) const {
-    const int64_t row_bytes = hidden_ * (input_scales_.defined() ? 1 : 4);
-    const char* table = static_cast<const char*>(input_weight_.data_ptr());
-    for (int64_t j = 0; j < nnz; ++j)
-      for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(table + ids[j] * row_bytes + b);
-  }
-
   // out[o] = bias[o] + sum_k x[k] * rows[k][o] for o < H, kChunk outputs at a time held in registers: each row is
   // loaded once per chunk and nothing is stored until the chunk's sum is done (the same terms in the same order as
   // a loop that adds one row at a time into out).
