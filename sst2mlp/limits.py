@@ -19,6 +19,7 @@ session's thread counts.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,19 +122,26 @@ def example_call_inputs(words: int = 14) -> tuple[torch.Tensor, ...]:
     return torch.arange(words), torch.tensor([0, words]), torch.ones(words)
 
 
-def measure(hidden_sizes, threads: int, extension=None) -> MachineLimits:
-    """The limits at `threads` torch threads (restored afterwards); without the kernel's extension, no call floor."""
+@contextmanager
+def torch_threads(threads: int):
+    """torch at `threads` threads, the previous count restored afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure(hidden_sizes, threads: int, extension=None) -> MachineLimits:
+    """The limits at `threads` torch threads (restored afterwards); without the kernel's extension, no call floor."""
+    with torch_threads(threads):
         shapes = [(64, h, h) for h in sorted(set(hidden_sizes))] + [(LARGE_SQUARE,) * 3]
         rates = {f"{m}x{k}@{k}x{n}": matmul_gflops(m, k, n) for m, k, n in shapes}
         int8_peak = max(int8_matmul_gflops(m, k, n) for m, k, n in shapes)
         call, allocation = call_floors(extension, example_call_inputs()) if extension is not None else (None, None)
         caches = cache_sizes()
         return MachineLimits(threads, rates, max(rates.values()), int8_peak, bandwidths(caches), caches, call, allocation)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def read_rate(limits: MachineLimits, working_set: float) -> float:
@@ -157,15 +165,11 @@ def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, workin
 
 def adam_step_seconds(params: int, threads: int) -> float:
     """One fused torch.optim.Adam step over `params` float32 parameters with their gradients, at `threads` threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         weight = torch.nn.Parameter(torch.rand(params) - 0.5)
         weight.grad = (torch.rand(params) - 0.5) * 1e-2
         optimizer = torch.optim.Adam([weight], lr=1e-3, fused=True)
         return best_seconds(optimizer.step, min_seconds=0.02)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def training_floor_seconds(limits: MachineLimits, adam_step: float, steps: int, forward_flops: float) -> float:
