@@ -2,6 +2,7 @@
 
     sst2mlp-report [JSON files or storage folders; default .benchmarks] --out DIR
     sst2mlp-report check BASELINE.json [BASELINE.json ...] NEW.json [--threshold 0.10] [--alpha 0.002]
+    sst2mlp-report calibrate RUN RUN [RUN ...] --out noise-profile.json
     sst2mlp-report noise RUN1 RUN2 [RUN3 RUN4 ...]
 
 The JSON is the only input; outputs are written only inside --out. Figures and the
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import gate, tables
 from .claims import write_claims
 from .figures import FIGURES, write_figures
+from .profile import PACKAGED, load_profile
 from .runs import ReportError, load_runs
 
 RESULTS = ("results.md", "results.csv", "claims.md")
@@ -137,8 +139,8 @@ def check(argv: list[str]) -> int:
         prog="sst2mlp-report check",
         description="Compare a new run with one or more baseline runs benchmark by benchmark; exit 1 when a timing got "
                     "slower by more than its allowance (the threshold, or its spread between the baseline runs, or with "
-                    "one baseline its group's measured between-run noise) with significant samples, or a configuration's "
-                    "dev accuracy dropped beyond its noise.")
+                    "one baseline the machine's noise profile) with significant samples, or a configuration's dev "
+                    "accuracy dropped beyond its noise.")
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
                         help="pytest-benchmark JSON: the baseline run(s), then the run to check (the last)")
     parser.add_argument("--threshold", type=_number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
@@ -147,11 +149,15 @@ def check(argv: list[str]) -> int:
                         default=0.002, help="significance level of the U test (default: 0.002)")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare runs whose CPU, torch version, thread counts or denormal mode differ")
+    parser.add_argument("--noise-profile", type=Path, default=PACKAGED, metavar="JSON",
+                        help="between-run noise per group, impl and batch size when one baseline is given, made by "
+                             "sst2mlp-report calibrate (default: the development VMs' profile the suite ships)")
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("expected at least two runs: a baseline and the run to check")
     try:
-        verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines)
+        verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines,
+                                       load_profile(args.noise_profile))
     except ReportError as error:
         print(f"sst2mlp-report check: error: {error}", file=sys.stderr)
         return 2
@@ -159,7 +165,7 @@ def check(argv: list[str]) -> int:
     if few:
         notes.append(f"{len(few)} benchmark(s) with fewer than 2 samples a side: no verdict, they neither pass nor fail "
                      "(a training benchmark has one sample per timed round: run with --sst2-train-rounds 2 or more)")
-    for note in notes:
+    for note in (*notes, gate.NOISE_LEGEND):
         print(f"note: {note}")
     print(gate.format_table(verdicts))
     print(gate.summary(verdicts))
@@ -174,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         from .noise import main as noise_main
 
         return noise_main(argv[1:])
+    if argv[:1] == ["calibrate"]:
+        from .profile import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     parser = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0],
                                      epilog="sst2mlp-report check BASELINE [BASELINE ...] NEW: the regression gate; "
-                                            "sst2mlp-report noise RUN RUN [...]: how the gate does on A/A pairs of runs "
-                                            "(see check --help, noise --help)")
+                                            "sst2mlp-report calibrate RUN RUN [...] --out PROFILE: this machine's noise "
+                                            "profile for check; sst2mlp-report noise RUN RUN [...]: how the gate does on "
+                                            "A/A pairs of runs (see check --help, calibrate --help, noise --help)")
     parser.add_argument("inputs", nargs="*", default=[".benchmarks"], help="pytest-benchmark JSON files or storage folders (default: .benchmarks)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for figures and tables (default: report)")
     parser.add_argument("--overwrite", action="store_true", help="replace figures and tables already in --out")

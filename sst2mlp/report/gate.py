@@ -2,9 +2,9 @@
 
 A timing counts as slower (or faster) only when
 1. its median moved by more than the benchmark's allowance: the threshold, or the benchmark's spread between
-   runs of the same code if that is larger. Several baseline runs give that spread per benchmark (max/min of
-   their medians - 1); with one baseline, the group's default (DEFAULT_NOISE, measured by A/A runs on the
-   2-core VMs this suite is developed on: docs/gate.md). Within-run samples cannot see between-run noise
+   runs of the same code if that is larger: the machine's noise profile (sst2mlp.report.profile: per group, impl
+   and batch size, measured by A/A runs; the suite ships the development VMs'), or the spread of several baseline
+   runs (max/min of their medians - 1) where that is larger still. Within-run samples cannot see between-run noise
    (which benchmarks ran in which minute, a neighbour's memory traffic), so the ratio is judged against it.
 2. and the difference is significant in the samples (the medians of 20 consecutive blocks of rounds, or a
    training's rounds): a Mann-Whitney U test with p below alpha (asv's rule), where the numbers of samples
@@ -24,17 +24,13 @@ import numpy as np
 
 from .. import stats
 from ..contract import SST2_DEV_EXAMPLES
-from .runs import ReportError, finite_positive, read_document
+from .profile import NoiseProfile, load_profile
+from .runs import ReportError, cpu_of, finite_positive, measured_while_slow, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "too few samples", "machine in a slow phase"
 INVALID = "invalid median"  # not a finite positive number of seconds: the run is broken, never "same"
-OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark
-# Between-run spread of medians per group when one baseline is given: the largest A/A ratio - 1 seen on the
-# development VMs, rounded up (docs/gate.md has the runs and the table).
-# With the peer runtimes the spread grew (docs/gate.md: up to 1.22 in inference, 1.27 in throughput, over 4 pairs);
-# coldstart: a process importing torch from the page cache, 1.42 in the one pair measured so far (tests/data).
-DEFAULT_NOISE = {"inference": 0.25, "throughput": 0.35, "training": 0.10, "coldstart": 0.50}
 ACCURACY_DROP, ACCURACY_SAME = "accuracy dropped", "accuracy same"
+THRESHOLD, ALPHA = 0.10, 0.002  # check's defaults: the smallest change that counts, the U test's significance level
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,7 @@ class Verdict:
     verdict: str
     allowance: float | None = None  # the change a timing may show without counting: max(threshold, between-run noise)
     test: str = ""  # "U" (Mann-Whitney) or "separation" (too few samples for the U test to reach alpha)
+    noise: str = ""  # where the between-run noise came from: "baselines", "profile", "group" (no kind in the profile)
 
     @property
     def fails(self) -> bool:
@@ -58,24 +55,30 @@ class Verdict:
 def with_slowdown(document: dict, names: set[str], factor: float) -> dict:
     """A copy of a saved run in which the named benchmarks' samples and time stats are `factor` times slower: what a
     regression of that size would save (for testing the gate on real runs)."""
-    document = copy.deepcopy(document)
-    for bench in document["benchmarks"]:
-        if bench.get("name") in names:
-            info = bench.get("extra_info") or {}
-            if info.get("samples"):
-                info["samples"] = [x * factor for x in info["samples"]]
-            for stat in ("min", "max", "mean", "median"):
-                bench["stats"][stat] *= factor
-            if bench["stats"].get("data"):
-                bench["stats"]["data"] = [x * factor for x in bench["stats"]["data"]]
-    return document
+    copied = copy.deepcopy({key: value for key, value in document.items() if key != "benchmarks"})
+    copied["benchmarks"] = [slowed(bench, factor) if bench.get("name") in names else copy.deepcopy(bench)
+                            for bench in document["benchmarks"]]
+    return copied
+
+
+def slowed(bench: dict, factor: float) -> dict:
+    """A copy of one saved benchmark whose samples and time stats are `factor` times slower."""
+    bench = copy.deepcopy(bench)
+    info = bench.get("extra_info") or {}
+    if info.get("samples"):
+        info["samples"] = [x * factor for x in info["samples"]]
+    for stat in ("min", "max", "mean", "median"):
+        bench["stats"][stat] *= factor
+    if bench["stats"].get("data"):
+        bench["stats"]["data"] = [x * factor for x in bench["stats"]["data"]]
+    return bench
 
 
 def machine_differences(baseline: dict, new: dict) -> list[str]:
     """What differs between two runs' machines in ways that move timings."""
     def describe(info):
         torch_info = info.get("torch", {})
-        return {"CPU": info.get("cpu_model") or info.get("cpu", {}).get("brand_raw"), "torch": torch_info.get("version"),
+        return {"CPU": cpu_of(info), "torch": torch_info.get("version"),
                 "threads": torch_info.get("threads"), "denormals": (info.get("denormals") or {}).get("mode"),
                 "runtimes": {name: entry.get("version") for name, entry in (info.get("runtimes") or {}).items()} or None}
     a, b = describe(baseline), describe(new)
@@ -92,8 +95,23 @@ def separation_p(n1: int, n2: int) -> float:
     return stats.mann_whitney_p(list(range(n1)), list(range(n1, n1 + n2)))
 
 
-def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, alpha: float) -> Verdict:
-    """`bases`: the benchmark in each baseline run (one or more)."""
+def between_run_noise(bases: list[dict], new: dict, profile: NoiseProfile) -> tuple[float, str]:
+    """How far the benchmark moves between runs of the same code, and where that figure comes from: the noise profile,
+    or the baselines' spread where several baselines moved further apart than the profile allows (a few runs see
+    only part of the tail the profile was made to cover, so their spread never narrows it)."""
+    noise, source = profile.allowance(new)
+    if len(bases) > 1:
+        medians = [base["stats"]["median"] for base in bases]
+        spread = max(medians) / min(medians) - 1
+        if spread > noise:
+            return spread, "baselines"
+    return noise, source
+
+
+def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, alpha: float,
+                   profile: NoiseProfile, with_interval: bool = True) -> Verdict:
+    """`bases`: the benchmark in each baseline run (one or more). The bootstrap interval is for the reader: the verdict
+    does not use it (with_interval=False leaves it out)."""
     medians = [base["stats"].get("median") for base in bases]
     median_b = new["stats"].get("median")
     if not (all(finite_positive(m) for m in medians) and finite_positive(median_b)):
@@ -101,36 +119,27 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
         return Verdict(name, "time", bad, median_b, None, None, None, INVALID)
     median_a = float(np.median(medians))
     ratio = median_b / median_a
-    noise = max(medians) / min(medians) - 1 if len(bases) > 1 else DEFAULT_NOISE.get(new.get("group"), 0.0)
+    noise, source = between_run_noise(bases, new, profile)
     allowance = max(threshold, noise)
     per_base, b = [_samples(base) for base in bases], _samples(new)
     if b is None or None in per_base or min(len(samples) for samples in [*per_base, b]) < 2:  # one round: nothing to test
-        return Verdict(name, "time", median_a, median_b, ratio, None, None, NO_SAMPLES, allowance)
+        return Verdict(name, "time", median_a, median_b, ratio, None, None, NO_SAMPLES, allowance, noise=source)
     a = [x for samples in per_base for x in samples]
     p = stats.mann_whitney_p(a, b)
-    interval = stats.bootstrap_ratio_of_medians(a, b)
+    interval = stats.bootstrap_ratio_of_medians(a, b) if with_interval else None
     if separation_p(len(a), len(b)) < alpha:
         test, slower_evidence, faster_evidence = "U", p < alpha, p < alpha
     else:
         test, slower_evidence, faster_evidence = "separation", min(b) > max(a), max(b) < min(a)
     moved = abs(math.log(ratio)) > math.log(1 + allowance)
     verdict = SAME
-    if moved and (slower_evidence or faster_evidence) and (any(_slow_phase(base) for base in bases) or _slow_phase(new)):
+    if moved and (slower_evidence or faster_evidence) and (any(measured_while_slow(base) for base in bases) or measured_while_slow(new)):
         verdict = SLOW_PHASE  # a difference, but the machine itself ran slow in one of the runs: no verdict on the code
     elif moved and ratio > 1 and slower_evidence:
         verdict = SLOWER
     elif moved and ratio < 1 and faster_evidence:
         verdict = FASTER
-    return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict, allowance, test)
-
-
-def _slow_phase(bench: dict) -> bool:
-    """Most of the benchmark's rounds ran while the machine was slow (the quiet gate's waiting budget ran out)."""
-    info = bench.get("extra_info") or {}
-    if "measured_while_slow" in info:
-        return (info["measured_while_slow"] or 0.0) >= 0.5
-    speed = info.get("machine_speed")  # None: the canary never ran (an untimed run)
-    return speed is not None and speed < OLD_SLOW_PHASE_SPEED
+    return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict, allowance, test, source)
 
 
 def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
@@ -151,11 +160,13 @@ def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
     return Verdict(name, "accuracy", float(np.mean(a)), float(np.mean(b)), difference, interval, None, verdict)
 
 
-def compare(baselines: Path | list[Path], new: Path, threshold: float = 0.10, alpha: float = 0.002,
-            allow_different_machines: bool = False) -> tuple[list[Verdict], list[str]]:
+def compare(baselines: Path | list[Path], new: Path, threshold: float = THRESHOLD, alpha: float = ALPHA,
+            allow_different_machines: bool = False, profile: NoiseProfile | None = None) -> tuple[list[Verdict], list[str]]:
     """Verdicts for every benchmark in the new run and every baseline, and notes (benchmarks not in every run, machine
-    differences). Several baselines: runs of the baseline code, whose spread is the between-run noise."""
+    differences). The between-run noise: the profile's (default: the one the suite ships), or the spread of several
+    baselines (runs of the baseline code) where larger."""
     baselines = [baselines] if isinstance(baselines, Path) else list(baselines)
+    profile = load_profile() if profile is None else profile
     docs = [read_document(path) for path in (*baselines, new)]
     differences = sorted({d for doc in docs[:-1] for d in machine_differences(doc["machine_info"], docs[-1]["machine_info"])})
     if differences and not allow_different_machines:
@@ -165,6 +176,10 @@ def compare(baselines: Path | list[Path], new: Path, threshold: float = 0.10, al
     unfinished = sorted({b.get("name") for run in saved for b in run if not b.get("extra_info")})
     benches = [{b.get("name") or b.get("fullname"): b for b in run if b.get("extra_info")} for run in saved]
     notes = [f"different set-ups, compared as asked: {'; '.join(differences)}"] if differences else []
+    cpu = cpu_of(docs[-1]["machine_info"])
+    if profile.cpu is not None and cpu != profile.cpu:
+        notes.append(f"the noise profile {profile.path or ''} was measured on {profile.cpu}, these runs on {cpu}: its "
+                     "allowances may not fit this machine (make one with sst2mlp-report calibrate)")
     if unfinished:  # saved by an interrupted run of an earlier version: its rounds stopped midway
         notes.append(f"{len(unfinished)} benchmark(s) without extra_info (interrupted before they finished), not compared: "
                      f"{', '.join(unfinished)}")
@@ -178,7 +193,7 @@ def compare(baselines: Path | list[Path], new: Path, threshold: float = 0.10, al
     verdicts = []
     for name in sorted(common):
         bases, new_bench = [run[name] for run in benches[:-1]], benches[-1][name]
-        verdicts.append(compare_timing(name, bases, new_bench, threshold, alpha))
+        verdicts.append(compare_timing(name, bases, new_bench, threshold, alpha, profile))
         if new_bench.get("group") == "training" and all("accuracy" in (b.get("extra_info") or {}) for b in (*bases, new_bench)):
             verdicts.append(compare_accuracy(name, bases[0], new_bench))
     return verdicts, notes
@@ -188,7 +203,7 @@ def format_table(verdicts: list[Verdict]) -> str:
     lines = [f"{'benchmark':58s} {'baseline':>11s} {'new':>11s} {'change':>9s} {'allowed':>8s} {'95% interval':>19s} "
              f"{'p':>8s} {'test':>10s}  verdict"]
     for v in verdicts:
-        allowed = f"+-{v.allowance:.0%}" if v.allowance is not None else "-"
+        allowed = f"+-{v.allowance:.0%}{NOISE_MARKS.get(v.noise, '')}" if v.allowance is not None else "-"
         if v.verdict == INVALID:
             values, interval, p = f"{v.baseline!s:>11.11s} {v.new!s:>11.11s} {'-':>9s}", "-", "-"
         elif v.metric == "time":
@@ -202,6 +217,11 @@ def format_table(verdicts: list[Verdict]) -> str:
         name = v.name if v.metric == "time" else f"{v.name} accuracy"
         lines.append(f"{name:58s} {values} {allowed:>8s} {interval:>19s} {p:>8s} {v.test or '-':>10s}  {v.verdict}")
     return "\n".join(lines)
+
+
+NOISE_MARKS = {"baselines": "b", "profile": "p", "group": "g"}
+NOISE_LEGEND = ("allowed: max(threshold, between-run noise); the noise from b the baselines' spread, p the noise "
+                "profile, g its group's default (a kind the profile has not seen)")
 
 
 def _time(seconds: float) -> str:

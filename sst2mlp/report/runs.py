@@ -13,6 +13,9 @@ REFERENCE_LOOP = "reference-loop"  # benchmarks/reference_loop.py: shown after t
 COLDSTART_PHASES = ("interpreter", "imports", "load", "prepare", "first", "total")  # sst2mlp.loaders.PHASES + total
 
 
+OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark
+
+
 class ReportError(Exception):
     """An input the report cannot read, or an output it will not overwrite."""
 
@@ -103,7 +106,7 @@ class Run:
     def caption(self) -> str:
         torch_info = self.machine.get("torch", {})
         threads = sorted({key.threads for key in self.rows}) or torch_info.get("threads", "?")
-        cpu = self.machine.get("cpu_model") or self.machine.get("cpu", {}).get("brand_raw", "unknown CPU")
+        cpu = cpu_of(self.machine) or "unknown CPU"
         count = self.machine.get("cpu_count") or self.machine.get("cpu", {}).get("count", "?")
         commit = (self.commit.get("id") or "")[:8]
         return (
@@ -199,6 +202,20 @@ def read_run(path: Path) -> Run:
         impl_order.append(impl_order.pop(impl_order.index(REFERENCE_LOOP)))
     return Run(path, document["machine_info"], document.get("commit_info") or {}, document.get("datetime", ""), rows,
                skipped, impl_order, benchmarks=document["benchmarks"])
+
+
+def cpu_of(machine_info: dict) -> str | None:
+    """The CPU a run was saved on: the suite's cpu_model, or py-cpuinfo's brand for runs saved without it."""
+    return machine_info.get("cpu_model") or (machine_info.get("cpu") or {}).get("brand_raw")
+
+
+def measured_while_slow(bench: dict) -> bool:
+    """Most of the benchmark's rounds ran while the machine was slow (the quiet gate's waiting budget ran out)."""
+    info = bench.get("extra_info") or {}
+    if "measured_while_slow" in info:
+        return (info["measured_while_slow"] or 0.0) >= 0.5
+    speed = info.get("machine_speed")  # None: the canary never ran (an untimed run)
+    return speed is not None and speed < OLD_SLOW_PHASE_SPEED
 
 
 def finite_positive(value) -> bool:
