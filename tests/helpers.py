@@ -12,12 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIET = ("--sst2-quiet-wait=0", "-p", "no:cacheprovider")  # suite runs in tests: no waiting for a quiet machine
 
 
+def child_env(env=None) -> dict:
+    """The environment of a pytest run started by a test: without CI's SST2MLP_FAIL_ON_SKIP, and without pytest-xdist's
+    worker variables (pytest-benchmark would take the child for an xdist worker and disable itself)."""
+    return {k: v for k, v in (os.environ if env is None else env).items()
+            if k != "SST2MLP_FAIL_ON_SKIP" and not k.startswith("PYTEST_XDIST")}
+
+
 def run_pytest(*args, timeout=300, env=None):
     """pytest in a subprocess, without CI's SST2MLP_FAIL_ON_SKIP (the runs that test skipping must be free to skip),
     at a fixed terminal width (pytest cuts its short summary lines to the width, so the output would otherwise
     depend on the terminal the tests run in), with pytest-benchmark as its only installed plugin: the runtimes'
     dependencies bring pytest plugins of their own (hypothesis, hydra, anyio, kgb) that each run would load."""
-    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "SST2MLP_FAIL_ON_SKIP"}
+    env = child_env(env)
     env.update(COLUMNS="100", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_benchmark.plugin", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import QUIET, ROOT, parse_error, parsed, run_pytest
+from helpers import QUIET, ROOT, child_env, parse_error, parsed, run_pytest
 from sst2mlp import DataError, load_sst2
 from sst2mlp.data import resolve_data_dir
 from sst2mlp.plugin import _oversubscribed, _unsaved, destination_problem
@@ -278,8 +278,7 @@ def test_sigterm_saves_exactly_the_finished_benchmarks_which_the_report_and_the_
     out = tmp_path / "run.json"
     command = [sys.executable, "-m", "pytest", "benchmarks/bench_mlp.py", f"--sst2-data={tiny_glue}", *TINY,
                "--sst2-impls=dense,sparse", "--sst2-min-time=0.5", "-v", "-k", "inference or throughput", f"--benchmark-json={out}"]
-    env = {k: v for k, v in os.environ.items() if k != "SST2MLP_FAIL_ON_SKIP"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     passed, lines = [], []
     for line in process.stdout:
         lines.append(line)
