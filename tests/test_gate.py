@@ -172,7 +172,7 @@ def test_the_packaged_profile_covers_every_impl_and_batch_size_the_suite_times()
 
 
 def test_the_noise_study_counts_false_alarms_and_what_an_injected_slowdown_the_gate_catches(tmp_path):
-    result = noise.study([(NEW, NEW_AGAIN), (NEW_AGAIN, NEW)], impl="sparse", factor=3.0, folder=tmp_path)
+    result = noise.study([(NEW, NEW_AGAIN), (NEW_AGAIN, NEW)], impl="sparse", factor=3.0)
     rows = [line for line in result.lines if line.startswith("| 1:") or line.startswith("| 2:")]
     assert len(rows) == 2 and all(row.endswith("| 0 | 6/6 |") for row in rows)  # B1, B64 and Bdev at two configurations
     assert f"False alarms at the defaults: {sum(int(row.split(' | ')[2].split()[0]) for row in rows)}." in result.lines

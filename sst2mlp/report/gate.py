@@ -166,11 +166,21 @@ def compare(baselines: Path | list[Path], new: Path, threshold: float = THRESHOL
     differences). The between-run noise: the profile's (default: the one the suite ships), or the spread of several
     baselines (runs of the baseline code) where larger."""
     baselines = [baselines] if isinstance(baselines, Path) else list(baselines)
-    profile = load_profile() if profile is None else profile
     docs = [read_document(path) for path in (*baselines, new)]
+    return compare_documents(docs[:-1], docs[-1], threshold, alpha, allow_different_machines, profile,
+                             labels=[*map(str, baselines), str(new)])
+
+
+def compare_documents(baselines: list[dict], new: dict, threshold: float = THRESHOLD, alpha: float = ALPHA,
+                      allow_different_machines: bool = False, profile: NoiseProfile | None = None,
+                      labels: list[str] | None = None) -> tuple[list[Verdict], list[str]]:
+    """`compare` on runs already read (`labels`: what the errors call them, the new run last)."""
+    profile = load_profile() if profile is None else profile
+    docs = [*baselines, new]
+    labels = labels or [f"baseline {i}" for i in range(1, len(baselines) + 1)] + ["the new run"]
     differences = sorted({d for doc in docs[:-1] for d in machine_differences(doc["machine_info"], docs[-1]["machine_info"])})
     if differences and not allow_different_machines:
-        raise ReportError(f"{', '.join(map(str, baselines))} and {new} come from different set-ups ({'; '.join(differences)}); "
+        raise ReportError(f"{', '.join(labels[:-1])} and {labels[-1]} come from different set-ups ({'; '.join(differences)}); "
                           "their timings do not compare. Pass --allow-different-machines to compare them anyway")
     saved = [[b for b in doc["benchmarks"] if isinstance(b, dict) and "stats" in b] for doc in docs]
     unfinished = sorted({b.get("name") for run in saved for b in run if not b.get("extra_info")})
@@ -185,7 +195,7 @@ def compare(baselines: Path | list[Path], new: Path, threshold: float = THRESHOL
                      f"{', '.join(unfinished)}")
     common = set.intersection(*(set(run) for run in benches))
     if not common:
-        raise ReportError(f"{', '.join(map(str, baselines))} and {new} ({' and '.join(str(len(run)) for run in benches)} "
+        raise ReportError(f"{', '.join(labels[:-1])} and {labels[-1]} ({' and '.join(str(len(run)) for run in benches)} "
                           "benchmarks) have no benchmark in common: nothing to compare; expected runs of the same benchmarks")
     only = sorted(set.union(*(set(run) for run in benches)) - common)
     if only:

@@ -13,9 +13,7 @@ apart. The allowances are those `check` uses: the noise profile's (`--noise-prof
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +24,6 @@ from .profile import PACKAGED, NoiseProfile, kind, load_profile
 from .runs import ReportError, measured_while_slow, read_document
 
 FACTORS = (1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.75, 2.0, 3.0, 5.0, 10.0)
-
-
-def _write(folder: Path, name: str, document: dict) -> Path:
-    path = folder / name
-    path.write_text(json.dumps(document))
-    return path
 
 
 def group_ratios(base: dict, new: dict) -> dict[str, float]:
@@ -71,8 +63,7 @@ def _shown(step: float | None) -> str:
     return f"{step:g}x" if step else f"none up to {FACTORS[-1]:g}x"
 
 
-def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path,
-          profile: NoiseProfile | None = None) -> Study:
+def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: NoiseProfile | None = None) -> Study:
     profile = load_profile() if profile is None else profile
 
     lines = ["| pair | compared | slower at the defaults | faster | largest A/A ratio: " + " / ".join(GROUPS) + " "
@@ -82,7 +73,7 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path
     false_alarms = 0
     for index, (base_path, new_path) in enumerate(pairs, start=1):
         base, new = read_document(base_path), read_document(new_path)
-        verdicts, _ = gate.compare(base_path, new_path, profile=profile)
+        verdicts, _ = gate.compare_documents([base], new, profile=profile)
         timed = [v for v in verdicts if v.metric == "time"]
         alarms = [v.name for v in timed if v.verdict == gate.SLOWER]
         false_alarms += len(alarms)
@@ -92,8 +83,8 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, folder: Path
         base_benches = {b["name"]: b for b in base["benchmarks"] if b.get("extra_info")}
         judged = [b for b in new["benchmarks"] if b.get("extra_info") and b["name"] in base_benches and b["name"] not in slow]
         targets = {b["name"] for b in judged if b["group"] in ("inference", "throughput") and (b.get("params") or {}).get("impl") == impl}
-        injected = _write(folder, f"pair{index}-{impl}.json", gate.with_slowdown(new, targets, factor))
-        caught = {v.name for v in gate.compare(base_path, injected, profile=profile)[0] if v.verdict == gate.SLOWER} & targets
+        injected = gate.with_slowdown(new, targets, factor)
+        caught = {v.name for v in gate.compare_documents([base], injected, profile=profile)[0] if v.verdict == gate.SLOWER} & targets
         lines.append(f"| {index}: {base_path.name} / {new_path.name} | {len(timed)} | {len(alarms)}"
                      + (f" ({', '.join(alarms)})" if alarms else "") + f" | {sum(v.verdict == gate.FASTER for v in timed)} | "
                      + " / ".join(f"{ratios[g]:.2f}" if g in ratios else "-" for g in GROUPS)
@@ -130,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"expected runs in pairs (an even number, at least 2), got {len(args.runs)}")
     pairs = list(zip(args.runs[::2], args.runs[1::2]))
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            lines = study(pairs, args.impl, args.factor, Path(folder), load_profile(args.noise_profile)).lines
+        lines = study(pairs, args.impl, args.factor, load_profile(args.noise_profile)).lines
     except ReportError as error:
         print(f"sst2mlp-report noise: error: {error}", file=sys.stderr)
         return 2
