@@ -41,7 +41,7 @@ def test_int8_impls_are_at_most_30_percent_of_float_for_the_big_configurations(i
 
 
 def test_file_bytes_are_the_weights_plus_a_small_container_overhead():
-    model, bags = small_model(num_layers=2, hidden=256, vocab=10_000)
+    model, bags = small_model(num_layers=2, hidden=64, vocab=500)  # the baseline's shape, smaller: exports take 1/3 the time
     for impl in [impl.name for impl in REGISTRY]:
         variant = make_variant(impl, model, bags)
         held, shipped = variant.model_bytes(), variant.file_bytes()

@@ -103,3 +103,34 @@ def test_the_readme_options_table_matches_the_option_records():
         shown = rows[option.flag].strip()
         if option.default is not None:
             assert shown == f"`{option.default}`", option.flag
+
+
+def test_benchmarks_under_xdist_stop_before_any_worker_starts_and_say_why():
+    run = run_pytest("-p", "xdist.plugin", "benchmarks/", "-n", "2", "--sst2-layers=1", "--sst2-widths=8")
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "the benchmarks cannot run under pytest-xdist" in run.stderr and "without -n" in run.stderr
+    assert "bringing up nodes" not in run.stdout
+
+
+class FakeConfig:
+    """What _xdist_problem reads of a pytest config."""
+
+    def __init__(self, args, numprocesses=2, worker=False):
+        self.args, self.rootpath, self.numprocesses = args, ROOT, numprocesses
+        if worker:
+            self.workerinput = {}
+
+    def getoption(self, name, default=None):
+        return {"numprocesses": self.numprocesses, "dist": "load" if self.numprocesses else "no"}.get(name, default)
+
+
+@pytest.mark.parametrize("config, refused", [
+    (FakeConfig([str(ROOT / "benchmarks" / "bench_mlp.py") + "::test_inference"]), True),
+    (FakeConfig([str(ROOT / "tests")]), False),  # the unit tests may use every core
+    (FakeConfig([str(ROOT / "benchmarks")], numprocesses=None), False),
+    (FakeConfig([str(ROOT)], worker=True), True),  # a worker only asks once it has collected benchmarks
+])
+def test_only_benchmarks_are_refused_under_xdist(config, refused):
+    from sst2mlp.plugin import _xdist_problem
+
+    assert (_xdist_problem(config) is not None) == refused
