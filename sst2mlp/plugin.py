@@ -40,7 +40,7 @@ def pytest_configure(config):
     if folder is not None and not folder.is_dir():
         raise pytest.UsageError(f"SST-2 folder {folder} (from --sst2-data or ${DATA_DIR_ENV}) does not exist or is not a folder")
     problem = _xdist_problem(config)
-    if problem and not hasattr(config, "workerinput"):
+    if problem:
         raise pytest.UsageError(problem)
     config.sst2_options = options
     config.sst2_suite = Suite(options)
@@ -93,21 +93,25 @@ def _planned(item) -> Planned:
     return Planned(item.nodeid, ModelConfig(params["num_layers"], params["hidden_size"], params["vocab_size"]).flops)
 
 
-def _xdist_problem(config) -> str | None:
+def _xdist_problem(config, collected_benchmarks: bool = False) -> str | None:
     """Benchmarks in pytest-xdist workers would be untimed (pytest-benchmark disables itself there) and would share
-    the cores with each other. Asked in xdist's controller, from the paths given (it collects nothing itself), so
-    that the run stops before any worker starts; a worker that collects benchmarks all the same stops too."""
-    in_worker = hasattr(config, "workerinput")
-    distributing = bool(config.getoption("numprocesses", None)) and config.getoption("dist", "no") != "no"
-    if not in_worker and not (distributing and any(_in_benchmarks(arg, config.rootpath) for arg in config.args)):
+    the cores with each other. xdist's controller collects nothing, so it is asked from the paths given, before any
+    worker starts; a worker is asked once it has collected benchmarks all the same (e.g. `pytest -n 2 .`)."""
+    if hasattr(config, "workerinput"):
+        refused = collected_benchmarks
+    else:
+        distributing = bool(config.getoption("numprocesses", None)) and config.getoption("dist", "no") != "no"
+        start = config.invocation_params.dir
+        refused = distributing and any(_in_benchmarks(start / arg.split("::")[0], config.rootpath) for arg in config.args)
+    if not refused:
         return None
     return ("the benchmarks cannot run under pytest-xdist (-n/--numprocesses): pytest-benchmark times nothing in its "
             "workers, and benchmarks running side by side would slow each other down; run `pytest benchmarks/` without -n "
             "(the unit tests in tests/ can use it)")
 
 
-def _in_benchmarks(arg: str, root: Path) -> bool:
-    path = (Path.cwd() / arg.split("::")[0]).resolve()
+def _in_benchmarks(path: Path, root: Path) -> bool:
+    path = path.resolve()
     return (root / "benchmarks") in (path, *path.parents)
 
 
@@ -160,7 +164,7 @@ class RunHooks:
         benchmarks = _benchmarks(session.items)
         if config.option.collectonly or not benchmarks:
             return
-        problem = _xdist_problem(config) or destination_problem(config)
+        problem = _xdist_problem(config, collected_benchmarks=True) or destination_problem(config)
         if problem:
             pytest.exit(f"sst2mlp: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:

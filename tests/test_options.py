@@ -117,6 +117,7 @@ class FakeConfig:
 
     def __init__(self, args, numprocesses=2, worker=False):
         self.args, self.rootpath, self.numprocesses = args, ROOT, numprocesses
+        self.invocation_params = argparse.Namespace(dir=ROOT)
         if worker:
             self.workerinput = {}
 
@@ -124,13 +125,14 @@ class FakeConfig:
         return {"numprocesses": self.numprocesses, "dist": "load" if self.numprocesses else "no"}.get(name, default)
 
 
-@pytest.mark.parametrize("config, refused", [
-    (FakeConfig([str(ROOT / "benchmarks" / "bench_mlp.py") + "::test_inference"]), True),
-    (FakeConfig([str(ROOT / "tests")]), False),  # the unit tests may use every core
-    (FakeConfig([str(ROOT / "benchmarks")], numprocesses=None), False),
-    (FakeConfig([str(ROOT)], worker=True), True),  # a worker only asks once it has collected benchmarks
+@pytest.mark.parametrize("config, collected_benchmarks, refused", [
+    (FakeConfig(["benchmarks/bench_mlp.py::test_inference"]), False, True),  # relative to where pytest was started
+    (FakeConfig([str(ROOT / "tests")]), False, False),  # the unit tests may use every core
+    (FakeConfig([str(ROOT / "benchmarks")], numprocesses=None), False, False),
+    (FakeConfig([str(ROOT)], worker=True), False, False),  # a worker asks again once it has collected...
+    (FakeConfig([str(ROOT)], worker=True), True, True),  # ...and stops if it collected benchmarks
 ])
-def test_only_benchmarks_are_refused_under_xdist(config, refused):
+def test_only_benchmarks_are_refused_under_xdist(config, collected_benchmarks, refused):
     from sst2mlp.plugin import _xdist_problem
 
-    assert (_xdist_problem(config) is not None) == refused
+    assert (_xdist_problem(config, collected_benchmarks) is not None) == refused

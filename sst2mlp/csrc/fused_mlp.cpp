@@ -8,8 +8,8 @@
 //   hidden layer  h = relu(b + sum_{i: h[i] > 0} h[i] * W^T[i, :])     (rows of the active units)
 //   output        logit = b_out + dot(h, w_out)
 // Skipping the terms with a zero factor leaves every sum unchanged.
-// Only the headers it uses, not <torch/extension.h>: that one (all of libtorch's C++ API) doubles the build,
-// 38 s against 18 s on the 2-core AMD VM, which every fresh machine and CI run pays.
+// Only the headers it uses, not <torch/extension.h>: that one (all of libtorch's C++ API) doubles the build's
+// CPU time, 36 s against 18 s on the 2-core AMD VM, which every fresh machine and CI run pays.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
