@@ -8,7 +8,7 @@ from test_report import NEW, NEW_AGAIN, OLD
 from helpers import ROOT
 from sst2mlp.report import noise
 from sst2mlp.report.cli import main
-from sst2mlp.report.gate import FASTER, NO_SAMPLES, SLOW_PHASE, SLOWER, compare, with_slowdown
+from sst2mlp.report.gate import FASTER, NO_SAMPLES, NOT_REPRODUCED, SLOW_PHASE, SLOWER, compare, with_slowdown
 from sst2mlp.report.profile import GROUP_NOISE, NoiseProfile, kind, load_profile
 from sst2mlp.report.runs import measured_while_slow
 
@@ -174,11 +174,50 @@ def test_the_packaged_profile_covers_every_impl_and_batch_size_the_suite_times()
 def test_the_noise_study_counts_false_alarms_and_what_an_injected_slowdown_the_gate_catches(tmp_path):
     result = noise.study([(NEW, NEW_AGAIN), (NEW_AGAIN, NEW)], impl="sparse", factor=3.0)
     rows = [line for line in result.lines if line.startswith("| 1:") or line.startswith("| 2:")]
-    assert len(rows) == 2 and all(row.endswith("| 0 | 6/6 |") for row in rows)  # B1, B64 and Bdev at two configurations
-    assert f"False alarms at the defaults: {sum(int(row.split(' | ')[2].split()[0]) for row in rows)}." in result.lines
+    # B1, B64 and Bdev at two configurations; pair 1 is confirmed by pair 2's second run and pair 2 by pair 1's
+    assert rows[0].endswith(f"| 0 | 6/6 | {NEW.name} | 0 | 6/6 |") and rows[1].endswith(f"| 0 | 6/6 | {NEW_AGAIN.name} | 0 | 6/6 |")
+    alarms = [sum(int(row.split(" | ")[column].split()[0]) for row in rows) for column in (2, 8)]
+    assert f"False alarms at the defaults: {alarms[0]}; after confirmation: {alarms[1]}." in result.lines
     assert set(result.by_group) == {"training", "inference", "throughput", "coldstart"}
     kinds = {kind(b) for b in json.loads(NEW.read_text())["benchmarks"]}
     assert set(result.by_kind) == kinds
     assert all(step is None or step in noise.FACTORS for step in (*result.by_group.values(), *result.by_kind.values()))
     assert result.by_group["inference"] is not None and result.by_group["inference"] <= 3.0
     assert result.by_kind["inference/sparse/B1"] is not None and result.by_kind["inference/sparse/B1"] <= 3.0
+    # the same four runs in every order, each alarm confirmed by a third; then 3x caught and confirmed per kind
+    assert any(line.startswith("Every ordered pair of these 4 runs (12): ") for line in result.lines)
+    assert "| inference/sparse/B1 | 8 of 8 |" in result.lines and "| throughput/sparse/Bdev | 8 of 8 |" in result.lines
+
+
+def only(document, names):
+    """A run that re-measured only the named benchmarks (what a confirmation run of the suspects holds)."""
+    kept = copy.deepcopy(document)
+    kept["benchmarks"] = [b for b in kept["benchmarks"] if b["name"] in names]
+    return kept
+
+
+def test_a_slowdown_a_confirmation_run_does_not_show_is_not_reproduced_and_passes(tmp_path, capsys):
+    """The new run is the baseline's own with one benchmark slowed; the confirmation, another run of the same code."""
+    slower = write(tmp_path, "slower.json", changed(json.loads(NEW.read_text()), {SPARSE}, factor=1.6))
+    new_run = json.loads(NEW_AGAIN.read_text())
+    suspects = tmp_path / "suspects.txt"
+    assert main(["check", str(NEW), str(slower), "--suspects", str(suspects)]) == 1
+    assert suspects.read_text() == f"benchmarks/bench_mlp.py::{SPARSE}\n"
+    again = write(tmp_path, "again.json", only(new_run, {SPARSE}))  # the same code measured again: no slowdown
+    capsys.readouterr()
+    assert main(["check", str(NEW), str(slower), "--confirm", str(again), "--suspects", str(suspects)]) == 0
+    output = capsys.readouterr().out
+    assert next(line for line in output.splitlines() if line.startswith(SPARSE + " ")).endswith(NOT_REPRODUCED)
+    assert "not in every run" not in output and output.strip().splitlines()[-1].startswith("PASS: 1 not reproduced")
+    assert suspects.read_text() == ""
+
+
+def test_a_slowdown_every_confirmation_run_shows_stands(tmp_path):
+    slower = write(tmp_path, "slower.json", changed(json.loads(NEW.read_text()), {SPARSE, FUSED}, factor=4))
+    new_run = json.loads(NEW_AGAIN.read_text())
+    again = write(tmp_path, "again.json", only(changed(new_run, {SPARSE}, factor=4), {SPARSE}))
+    unchanged = write(tmp_path, "unchanged.json", only(new_run, {FUSED}))  # holds FUSED only: SPARSE keeps its verdict
+    verdicts, _ = compare(NEW, slower, confirm=[again, unchanged])
+    by_name = {v.name: v.verdict for v in verdicts if v.metric == "time"}
+    assert by_name[SPARSE] == SLOWER and by_name[FUSED] == NOT_REPRODUCED
+    assert [name for name, verdict in by_name.items() if verdict in (SLOWER, NOT_REPRODUCED)] == sorted([FUSED, SPARSE])

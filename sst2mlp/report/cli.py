@@ -2,6 +2,7 @@
 
     sst2mlp-report [JSON files or storage folders; default .benchmarks] --out DIR
     sst2mlp-report check BASELINE.json [BASELINE.json ...] NEW.json [--threshold 0.10] [--alpha 0.002]
+                         [--suspects FILE] [--confirm RUN [RUN ...]]
     sst2mlp-report calibrate RUN RUN [RUN ...] --out noise-profile.json
     sst2mlp-report noise RUN1 RUN2 [RUN3 RUN4 ...]
 
@@ -152,12 +153,20 @@ def check(argv: list[str]) -> int:
     parser.add_argument("--noise-profile", type=Path, default=PACKAGED, metavar="JSON",
                         help="between-run noise per group, impl and batch size when one baseline is given, made by "
                              "sst2mlp-report calibrate (default: the development VMs' profile the suite ships)")
+    parser.add_argument("--confirm", type=Path, nargs="+", default=[], metavar="RUN",
+                        help="runs of the new code measured again in fresh processes (all its benchmarks or some, such "
+                             "as those --suspects lists): a timing change stands only where each of them shows it too")
+    parser.add_argument("--suspects", type=Path, metavar="FILE",
+                        help="write the pytest node ids of the benchmarks judged slower, one per line, to measure them "
+                             "again for --confirm (the file is replaced; empty when none is slower)")
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("expected at least two runs: a baseline and the run to check")
     try:
         verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines,
-                                       load_profile(args.noise_profile))
+                                       load_profile(args.noise_profile), confirm=args.confirm)
+        if args.suspects is not None:
+            _write_suspects(args.suspects, gate.suspect_ids(verdicts, args.runs[-1]))
     except ReportError as error:
         print(f"sst2mlp-report check: error: {error}", file=sys.stderr)
         return 2
@@ -170,6 +179,13 @@ def check(argv: list[str]) -> int:
     print(gate.format_table(verdicts))
     print(gate.summary(verdicts))
     return 1 if any(v.fails for v in verdicts) else 0
+
+
+def _write_suspects(path: Path, ids: list[str]) -> None:
+    try:
+        path.write_text("".join(f"{node_id}\n" for node_id in ids))
+    except OSError as error:
+        raise ReportError(f"cannot write --suspects {path} ({error.strerror or error}); expected a writable file path") from None
 
 
 def main(argv: list[str] | None = None) -> int:

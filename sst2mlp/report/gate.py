@@ -10,6 +10,11 @@ A timing counts as slower (or faster) only when
    training's rounds): a Mann-Whitney U test with p below alpha (asv's rule), where the numbers of samples
    let it reach alpha; where they cannot (4 training rounds per side: p >= 0.03), every sample of one run
    must lie beyond every sample of the other (the strongest evidence so few samples can give).
+A timing change can also be replicated: confirmation runs (`confirm`: the new code measured again in fresh processes,
+for example only the benchmarks the first check called slower, `suspect_ids`) are compared with the baselines in the
+same way, and a change stands only where every confirmation run that holds the benchmark shows it too. Between-run
+noise has a long tail (a process or a minute of the machine 1.5x slower than the calibration runs ever saw), and two
+independent draws from that tail on the same benchmark are rare, while a real slowdown shows in every run.
 A configuration's dev accuracy counts as dropped when the 95% interval of the difference of the two runs' seed
 means lies below zero.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,7 @@ from .profile import NoiseProfile, load_profile
 from .runs import ReportError, cpu_of, finite_positive, measured_while_slow, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "too few samples", "machine in a slow phase"
+NOT_REPRODUCED = "not reproduced"  # slower or faster in the new run, not in a confirmation run of the same code
 INVALID = "invalid median"  # not a finite positive number of seconds: the run is broken, never "same"
 ACCURACY_DROP, ACCURACY_SAME = "accuracy dropped", "accuracy same"
 THRESHOLD, ALPHA = 0.10, 0.002  # check's defaults: the smallest change that counts, the U test's significance level
@@ -161,20 +167,47 @@ def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
 
 
 def compare(baselines: Path | list[Path], new: Path, threshold: float = THRESHOLD, alpha: float = ALPHA,
-            allow_different_machines: bool = False, profile: NoiseProfile | None = None) -> tuple[list[Verdict], list[str]]:
+            allow_different_machines: bool = False, profile: NoiseProfile | None = None,
+            confirm: list[Path] = ()) -> tuple[list[Verdict], list[str]]:
     """Verdicts for every benchmark in the new run and every baseline, and notes (benchmarks not in every run, machine
     differences). The between-run noise: the profile's (default: the one the suite ships), or the spread of several
-    baselines (runs of the baseline code) where larger."""
+    baselines (runs of the baseline code) where larger. `confirm`: runs of the new code again (any subset of its
+    benchmarks); a timing change stands only where each of them that holds the benchmark shows it too."""
     baselines = [baselines] if isinstance(baselines, Path) else list(baselines)
     docs = [read_document(path) for path in (*baselines, new)]
-    return compare_documents(docs[:-1], docs[-1], threshold, alpha, allow_different_machines, profile,
-                             labels=[*map(str, baselines), str(new)])
+    verdicts, notes = compare_documents(docs[:-1], docs[-1], threshold, alpha, allow_different_machines, profile,
+                                        labels=[*map(str, baselines), str(new)])
+    for path in confirm:
+        again, again_notes = compare_documents(docs[:-1], read_document(path), threshold, alpha, allow_different_machines,
+                                               profile, labels=[*map(str, baselines), str(path)], partial=True)
+        verdicts = confirmed(verdicts, again)
+        notes += [note for note in again_notes if note not in notes]
+    return verdicts, notes
+
+
+def confirmed(verdicts: list[Verdict], again: list[Verdict]) -> list[Verdict]:
+    """The verdicts with each timing change that a confirmation run (`again`, the same benchmarks judged on it) does
+    not show marked NOT_REPRODUCED; benchmarks the confirmation run does not hold keep their verdict."""
+    repeated = {v.name: v for v in again if v.metric == "time"}
+    def judged(v: Verdict) -> Verdict:
+        twin = repeated.get(v.name)
+        if v.metric != "time" or v.verdict not in (SLOWER, FASTER) or twin is None or twin.verdict == v.verdict:
+            return v
+        return replace(v, verdict=NOT_REPRODUCED)
+    return [judged(v) for v in verdicts]
+
+
+def suspect_ids(verdicts: list[Verdict], new: Path) -> list[str]:
+    """pytest node ids of the new run's benchmarks judged slower: what to measure again for `confirm`."""
+    slower = {v.name for v in verdicts if v.verdict == SLOWER}
+    return sorted(b.get("fullname") or b["name"] for b in read_document(new)["benchmarks"] if b.get("name") in slower)
 
 
 def compare_documents(baselines: list[dict], new: dict, threshold: float = THRESHOLD, alpha: float = ALPHA,
                       allow_different_machines: bool = False, profile: NoiseProfile | None = None,
-                      labels: list[str] | None = None) -> tuple[list[Verdict], list[str]]:
-    """`compare` on runs already read (`labels`: what the errors call them, the new run last)."""
+                      labels: list[str] | None = None, partial: bool = False) -> tuple[list[Verdict], list[str]]:
+    """`compare` on runs already read (`labels`: what the errors call them, the new run last). `partial`: the new run
+    holds only some of the benchmarks (a confirmation run): the others are not listed as missing."""
     profile = load_profile() if profile is None else profile
     docs = [*baselines, new]
     labels = labels or [f"baseline {i}" for i in range(1, len(baselines) + 1)] + ["the new run"]
@@ -198,7 +231,7 @@ def compare_documents(baselines: list[dict], new: dict, threshold: float = THRES
         raise ReportError(f"{', '.join(labels[:-1])} and {labels[-1]} ({' and '.join(str(len(run)) for run in benches)} "
                           "benchmarks) have no benchmark in common: nothing to compare; expected runs of the same benchmarks")
     only = sorted(set.union(*(set(run) for run in benches)) - common)
-    if only:
+    if only and not partial:
         notes.append(f"{len(only)} benchmark(s) not in every run, not compared: {', '.join(only)}")
     verdicts = []
     for name in sorted(common):
@@ -242,7 +275,7 @@ def _time(seconds: float) -> str:
 
 
 def summary(verdicts: list[Verdict]) -> str:
-    labels = (INVALID, SLOWER, FASTER, SAME, SLOW_PHASE, NO_SAMPLES, ACCURACY_DROP, ACCURACY_SAME)
+    labels = (INVALID, SLOWER, FASTER, NOT_REPRODUCED, SAME, SLOW_PHASE, NO_SAMPLES, ACCURACY_DROP, ACCURACY_SAME)
     counts = {label: sum(v.verdict == label for v in verdicts) for label in labels}
     text = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
     return f"{'FAIL' if any(v.fails for v in verdicts) else 'PASS'}: {text}"

@@ -5,7 +5,9 @@
 
 Runs pair up in the order given (1 with 2, 3 with 4, ...). Prints, per pair, the verdicts at the defaults, the largest
 between-run ratio of medians per group, and whether a `--factor` slowdown injected into every latency and throughput
-benchmark of `--impl` (its samples and stats, as a regression would move them) is caught for each; then, per group and
+benchmark of `--impl` (its samples and stats, as a regression would move them) is caught for each; both again with
+the gate's confirmation (check --confirm) by the next pair's second run, another process of the same code (with the
+slowdown injected into it too, for what is caught); then, per group and
 per kind of the noise profile (group/impl/batch size), the smallest injected slowdown caught for every benchmark of it
 in every pair; benchmarks measured mostly while the machine was slow (no verdict whatever they show) are counted
 apart. The allowances are those `check` uses: the noise profile's (`--noise-profile`, default the shipped one).
@@ -13,6 +15,7 @@ apart. The allowances are those `check` uses: the noise profile's (`--noise-prof
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -54,6 +57,65 @@ def smallest_caught(base: dict, new: dict, profile: NoiseProfile) -> float | Non
                                         with_interval=False).verdict == gate.SLOWER), None)
 
 
+@dataclass(frozen=True)
+class FalseAlarms:
+    """Over every ordered pair of A/A runs (baseline, new), each confirmed by a third run (the next one after the new
+    run that is neither): the alarms and the pairs that would fail, before and after confirmation."""
+    runs: int
+    pairs: int
+    alarms: int
+    failing_pairs: int
+    confirmed_alarms: int
+    failing_after_confirmation: int
+
+    def line(self) -> str:
+        return (f"Every ordered pair of these {self.runs} runs ({self.pairs}): {self.alarms} false alarms in "
+                f"{self.failing_pairs} pairs at the defaults; confirmed by a third run, {self.confirmed_alarms} in "
+                f"{self.failing_after_confirmation} pairs.")
+
+def false_alarms(documents: list[dict], profile: NoiseProfile) -> FalseAlarms:
+    n = len(documents)
+    alarms = failing = confirmed_alarms = failing_confirmed = 0
+    for i, j in itertools.permutations(range(n), 2):
+        verdicts = gate.compare_documents([documents[i]], documents[j], profile=profile)[0]
+        if not _slower(verdicts):
+            continue
+        alarms, failing = alarms + len(_slower(verdicts)), failing + 1
+        third = next((k for k in (*range(j + 1, n), *range(n)) if k not in (i, j)), None)
+        if third is None:  # two runs only: nothing to confirm with
+            left = _slower(verdicts)
+        else:
+            again = gate.compare_documents([documents[i]], documents[third], profile=profile, partial=True)[0]
+            left = _slower(gate.confirmed(verdicts, again))
+        confirmed_alarms, failing_confirmed = confirmed_alarms + len(left), failing_confirmed + bool(left)
+    return FalseAlarms(n, n * (n - 1), alarms, failing, confirmed_alarms, failing_confirmed)
+
+
+def caught_and_confirmed(documents: list[dict], profile: NoiseProfile, factor: float) -> dict[str, tuple[int, int]]:
+    """Per kind: in how many of the pairs (run i, run i+1), confirmed by run i+2 (cyclically), a `factor` slowdown
+    injected into every latency and throughput benchmark of runs i+1 and i+2 is caught and confirmed, of how many
+    (benchmarks measured mostly while the machine was slow are not counted)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    n = len(documents)
+    for i in range(n if n > 2 else 0):
+        base, new, again = documents[i], documents[(i + 1) % n], documents[(i + 2) % n]
+        benches = {b["name"]: b for b in new["benchmarks"] if b.get("extra_info") and b["group"] in ("inference", "throughput")
+                   and not measured_while_slow(b)}
+        verdicts = gate.compare_documents([base], gate.with_slowdown(new, set(benches), factor), profile=profile)[0]
+        confirming = gate.compare_documents([base], gate.with_slowdown(again, set(benches), factor), profile=profile,
+                                            partial=True)[0]
+        for verdict in gate.confirmed(verdicts, confirming):
+            if verdict.name in benches and verdict.metric == "time":
+                count = counts[kind(benches[verdict.name])]
+                count[0] += verdict.verdict == gate.SLOWER
+                count[1] += 1
+    return {name: (caught, total) for name, (caught, total) in sorted(counts.items())}
+
+
+def _slower(verdicts: list[gate.Verdict]) -> set[str]:
+    return {v.name for v in verdicts if v.verdict == gate.SLOWER}
+
+
 def _everywhere(steps: list[float | None]) -> float | None:
     """The smallest factor that catches every benchmark of a set in every pair: the largest of their smallest."""
     return None if None in steps else max(steps)
@@ -67,16 +129,17 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
     profile = load_profile() if profile is None else profile
 
     lines = ["| pair | compared | slower at the defaults | faster | largest A/A ratio: " + " / ".join(GROUPS) + " "
-             f"| measured while slow (no verdict) | {impl} {factor:g}x slower: caught |", "|---|---|---|---|---|---|---|"]
+             f"| measured while slow (no verdict) | {impl} {factor:g}x slower: caught | confirmed by | slower after "
+             f"confirmation | {impl} {factor:g}x slower: caught and confirmed |", "|---|---|---|---|---|---|---|---|---|---|"]
     # (group|kind, name) -> per pair, the smallest factor at which every member is caught (None: not up to the last)
     smallest_per_pair: dict[tuple[str, str], list[float | None]] = defaultdict(list)
-    false_alarms = 0
+    false_alarm_count = confirmed_alarms = 0
     for index, (base_path, new_path) in enumerate(pairs, start=1):
         base, new = read_document(base_path), read_document(new_path)
         verdicts, _ = gate.compare_documents([base], new, profile=profile)
         timed = [v for v in verdicts if v.metric == "time"]
         alarms = [v.name for v in timed if v.verdict == gate.SLOWER]
-        false_alarms += len(alarms)
+        false_alarm_count += len(alarms)
         ratios = group_ratios(base, new)
         # a benchmark measured mostly while the machine was slow gets no verdict whatever its change: not counted
         slow = {b["name"] for doc in (base, new) for b in doc["benchmarks"] if measured_while_slow(b)}
@@ -84,23 +147,42 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
         judged = [b for b in new["benchmarks"] if b.get("extra_info") and b["name"] in base_benches and b["name"] not in slow]
         targets = {b["name"] for b in judged if b["group"] in ("inference", "throughput") and (b.get("params") or {}).get("impl") == impl}
         injected = gate.with_slowdown(new, targets, factor)
-        caught = {v.name for v in gate.compare_documents([base], injected, profile=profile)[0] if v.verdict == gate.SLOWER} & targets
+        caught = _slower(gate.compare_documents([base], injected, profile=profile)[0]) & targets
+        again_path = pairs[index % len(pairs)][1]  # the next pair's second run: the same code, another process
+        again = read_document(again_path)
+        confirmed = _slower(gate.confirmed(verdicts, gate.compare_documents([base], again, profile=profile, partial=True)[0]))
+        injected_again = gate.with_slowdown(again, targets, factor)
+        caught_again = _slower(gate.confirmed(gate.compare_documents([base], injected, profile=profile)[0],
+                                              gate.compare_documents([base], injected_again, profile=profile, partial=True)[0]))
         lines.append(f"| {index}: {base_path.name} / {new_path.name} | {len(timed)} | {len(alarms)}"
                      + (f" ({', '.join(alarms)})" if alarms else "") + f" | {sum(v.verdict == gate.FASTER for v in timed)} | "
                      + " / ".join(f"{ratios[g]:.2f}" if g in ratios else "-" for g in GROUPS)
-                     + f" | {len(slow)} | {len(caught)}/{len(targets)} |")
+                     + f" | {len(slow)} | {len(caught)}/{len(targets)} | {again_path.name} | {len(confirmed)}"
+                     + (f" ({', '.join(sorted(confirmed))})" if confirmed else "")
+                     + f" | {len(caught_again & targets)}/{len(targets)} |")
+        confirmed_alarms += len(confirmed)
         per_bench = {b["name"]: smallest_caught(base_benches[b["name"]], b, profile) for b in judged}
         for bench in judged:
             for subset in (("group", bench["group"]), ("kind", kind(bench))):
                 smallest_per_pair[subset].append(per_bench[bench["name"]])
     by_group = {name: _everywhere(steps) for (what, name), steps in smallest_per_pair.items() if what == "group"}
     by_kind = {name: _everywhere(steps) for (what, name), steps in sorted(smallest_per_pair.items()) if what == "kind"}
-    lines += ["", f"False alarms at the defaults: {false_alarms}.", "",
+    documents = [read_document(path) for pair in pairs for path in pair]
+    lines += ["", f"False alarms at the defaults: {false_alarm_count}; after confirmation: {confirmed_alarms}.", "",
+              false_alarms(documents, profile).line(), "",
               "| group | smallest slowdown caught for every benchmark in every pair |", "|---|---|"]
     lines += [f"| {group} | {_shown(step)} |" for group, step in by_group.items()]
     lines += ["", "| kind (group/impl/batch) | allowance | smallest slowdown caught for every benchmark in every pair |",
               "|---|---|---|"]
     lines += [f"| {name} | {_allowance(profile, name)} | {_shown(step)} |" for name, step in by_kind.items()]
+    confirmed_counts = caught_and_confirmed(documents, profile, factor)
+    if confirmed_counts:
+        lines += ["", f"With confirmation: a {factor:g}x slowdown of every latency and throughput benchmark, run i against "
+                  "run i+1 confirmed by run i+2 (cyclically):", "",
+                  "| kind (group/impl/batch) | caught and confirmed |", "|---|---|"]
+        lines += [f"| {name} | {caught} of {total} |" for name, (caught, total) in confirmed_counts.items()]
+        caught, total = (sum(values) for values in zip(*confirmed_counts.values()))
+        lines += [f"| all | {caught} of {total} |"]
     return Study(lines, by_group, by_kind)
 
 
