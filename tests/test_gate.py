@@ -8,7 +8,7 @@ from test_report import NEW, NEW_AGAIN, OLD
 from helpers import ROOT
 from sst2mlp.report import noise
 from sst2mlp.report.cli import main
-from sst2mlp.report.gate import FASTER, NO_SAMPLES, NOT_REPRODUCED, SLOW_PHASE, SLOWER, compare, with_slowdown
+from sst2mlp.report.gate import FASTER, NO_SAMPLES, NOT_REPRODUCED, SLOW_PHASE, SLOWER, compare, fastest_half, with_slowdown
 from sst2mlp.report.profile import GROUP_NOISE, NoiseProfile, kind, load_profile
 from sst2mlp.report.runs import measured_while_slow
 
@@ -137,14 +137,15 @@ def test_a_training_within_its_rounds_spread_is_same(tmp_path):
 def test_several_baselines_widen_an_allowance_to_their_spread_and_never_narrow_it(tmp_path):
     baseline = json.loads(NEW.read_text())
     spread = write(tmp_path, "b2.json", changed(baseline, {FUSED}, factor=1.2))  # the baseline code measured 20% apart
-    new = write(tmp_path, "new.json", changed(baseline, {FUSED}, factor=1.3))  # 18% above the baselines' median (1.1)
+    new = write(tmp_path, "new.json", changed(baseline, {FUSED}, factor=1.3))  # 18% above the baselines' middle (1.1)
     profile = NoiseProfile({"inference/fused/B1": 0.15, "inference/sparse/B1": 0.3})
     one, _ = compare(NEW, new, profile=profile)
     several, _ = compare([NEW, spread], new, profile=profile)
     fused_one, fused_several = (next(v for v in verdicts if v.name == FUSED) for verdicts in (one, several))
     assert (fused_one.allowance, fused_one.noise, fused_one.verdict) == (0.15, "profile", SLOWER)
     assert fused_several.allowance == pytest.approx(0.2) and fused_several.noise == "baselines" and fused_several.verdict == "same"
-    assert fused_several.baseline == pytest.approx(1.1 * next(b for b in baseline["benchmarks"] if b["name"] == FUSED)["stats"]["median"])
+    fastest_block = min(next(b for b in baseline["benchmarks"] if b["name"] == FUSED)["extra_info"]["samples"])
+    assert fused_several.baseline == pytest.approx(1.1 * fastest_block)  # the median of the baselines' fastest blocks
     sparse = next(v for v in several if v.name == FUSED.replace("fused", "sparse"))
     assert (sparse.allowance, sparse.noise) == (0.3, "profile")  # the baselines agree within 0%: the profile stands
 
@@ -221,3 +222,20 @@ def test_a_slowdown_every_confirmation_run_shows_stands(tmp_path):
     by_name = {v.name: v.verdict for v in verdicts if v.metric == "time"}
     assert by_name[SPARSE] == SLOWER and by_name[FUSED] == NOT_REPRODUCED
     assert [name for name, verdict in by_name.items() if verdict in (SLOWER, NOT_REPRODUCED)] == sorted([FUSED, SPARSE])
+
+
+def test_the_gate_compares_the_fastest_block_of_each_run_not_its_median(tmp_path):
+    """Noise between runs only adds time: a run whose slower half of blocks got slower still has its fastest block."""
+    baseline = json.loads(NEW.read_text())
+    skewed = copy.deepcopy(baseline)
+    bench = next(b for b in skewed["benchmarks"] if b["name"] == SPARSE)
+    samples = sorted(bench["extra_info"]["samples"])
+    bench["extra_info"]["samples"] = samples[:len(samples) // 2] + [x * 1.5 for x in samples[len(samples) // 2:]]
+    bench["stats"]["median"] *= 1.25  # what a slower half does to the median
+    verdict = next(v for v in compare(NEW, write(tmp_path, "skewed.json", skewed))[0] if v.name == SPARSE)
+    assert verdict.new == pytest.approx(samples[0]) and verdict.ratio == pytest.approx(1.0) and verdict.verdict == "same"
+
+
+def test_the_u_test_reads_the_faster_half_of_a_runs_blocks_and_every_round_of_a_training():
+    assert fastest_half([5.0, 1.0, 4.0, 2.0, 3.0, 6.0, 8.0, 7.0, 9.0]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert fastest_half([4.0, 1.0, 3.0]) == [1.0, 3.0, 4.0]  # a training's few rounds: all of them

@@ -55,7 +55,7 @@ def test_calibrate_writes_a_profile_that_check_reads(tmp_path, capsys):
     assert load_profile(profile_path).allowances == calibrate([NEW, NEW_AGAIN]).allowances
     assert main(["check", str(NEW), str(NEW_AGAIN), "--noise-profile", str(profile_path)]) in (0, 1)
     output = capsys.readouterr().out
-    assert "p " in output and "note: allowed: max(threshold, between-run noise)" in output
+    assert "p " in output and "allowed: max(threshold, between-run noise)" in output and "fastest block" in output
     with pytest.raises(SystemExit):  # an existing profile is not overwritten unless asked
         main(["calibrate", str(NEW), str(NEW_AGAIN), "--out", str(profile_path)])
     assert "exists; pass --overwrite" in capsys.readouterr().err

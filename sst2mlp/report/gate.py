@@ -1,14 +1,15 @@
 """The regression gate: a new run compared with one or more baseline runs, benchmark by benchmark, noise-aware.
 
-A timing counts as slower (or faster) only when
-1. its median moved by more than the benchmark's allowance: the threshold, or the benchmark's spread between
+Each run is represented by its fastest block (runs.gated_time): noise between runs of the same code only adds time,
+so the fastest block moves less between them than the median. A timing counts as slower (or faster) only when
+1. its fastest block moved by more than the benchmark's allowance: the threshold, or the benchmark's spread between
    runs of the same code if that is larger: the machine's noise profile (sst2mlp.report.profile: per group, impl
    and batch size, measured by A/A runs; the suite ships the development VMs'), or the spread of several baseline
-   runs (max/min of their medians - 1) where that is larger still. Within-run samples cannot see between-run noise
-   (which benchmarks ran in which minute, a neighbour's memory traffic), so the ratio is judged against it.
-2. and the difference is significant in the samples (the medians of 20 consecutive blocks of rounds, or a
-   training's rounds): a Mann-Whitney U test with p below alpha (asv's rule), where the numbers of samples
-   let it reach alpha; where they cannot (4 training rounds per side: p >= 0.03), every sample of one run
+   runs where that is larger still. Within-run samples cannot see between-run noise (which benchmarks ran in which
+   minute, a neighbour's memory traffic), so the ratio is judged against it.
+2. and the difference is significant in the samples (the faster half of the medians of 20 consecutive blocks of
+   rounds, or a training's rounds): a Mann-Whitney U test with p below alpha (asv's rule), where the numbers of
+   samples let it reach alpha; where they cannot (4 training rounds per side: p >= 0.03), every sample of one run
    must lie beyond every sample of the other (the strongest evidence so few samples can give).
 A timing change can also be replicated: confirmation runs (`confirm`: the new code measured again in fresh processes,
 for example only the benchmarks the first check called slower, `suspect_ids`) are compared with the baselines in the
@@ -30,7 +31,7 @@ import numpy as np
 from .. import stats
 from ..contract import SST2_DEV_EXAMPLES
 from .profile import NoiseProfile, load_profile
-from .runs import ReportError, cpu_of, finite_positive, measured_while_slow, read_document
+from .runs import ReportError, cpu_of, finite_positive, gated_time, measured_while_slow, read_document
 
 SLOWER, FASTER, SAME, NO_SAMPLES, SLOW_PHASE = "slower", "faster", "same", "too few samples", "machine in a slow phase"
 NOT_REPRODUCED = "not reproduced"  # slower or faster in the new run, not in a confirmation run of the same code
@@ -96,6 +97,14 @@ def _samples(bench: dict) -> list[float] | None:
     return list(samples) if samples else None
 
 
+def fastest_half(samples: list[float]) -> list[float]:
+    """The samples the significance test compares: the faster half of a run's blocks where it has 8 or more (noise
+    only adds time, so the slower blocks are the ones a phase of the machine reached; 10 a side still reach p < 1e-4),
+    all of them where it has fewer (a training's rounds)."""
+    ordered = sorted(samples)
+    return ordered[:(len(ordered) + 1) // 2] if len(ordered) >= 8 else ordered
+
+
 def separation_p(n1: int, n2: int) -> float:
     """The smallest p-value the U test gives for n1 against n2 samples (every sample of one side beyond the other's)."""
     return stats.mann_whitney_p(list(range(n1)), list(range(n1, n1 + n2)))
@@ -107,8 +116,8 @@ def between_run_noise(bases: list[dict], new: dict, profile: NoiseProfile) -> tu
     only part of the tail the profile was made to cover, so their spread never narrows it)."""
     noise, source = profile.allowance(new)
     if len(bases) > 1:
-        medians = [base["stats"]["median"] for base in bases]
-        spread = max(medians) / min(medians) - 1
+        times = [gated_time(base) for base in bases]
+        spread = max(times) / min(times) - 1
         if spread > noise:
             return spread, "baselines"
     return noise, source
@@ -119,18 +128,18 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
     """`bases`: the benchmark in each baseline run (one or more). The bootstrap interval is for the reader: the verdict
     does not use it (with_interval=False leaves it out)."""
     medians = [base["stats"].get("median") for base in bases]
-    median_b = new["stats"].get("median")
-    if not (all(finite_positive(m) for m in medians) and finite_positive(median_b)):
+    if not (all(finite_positive(m) for m in medians) and finite_positive(new["stats"].get("median"))):
         bad = next((m for m in medians if not finite_positive(m)), medians[0])
-        return Verdict(name, "time", bad, median_b, None, None, None, INVALID)
-    median_a = float(np.median(medians))
-    ratio = median_b / median_a
+        return Verdict(name, "time", bad, new["stats"].get("median"), None, None, None, INVALID)
+    time_a = float(np.median([gated_time(base) for base in bases]))
+    time_b = gated_time(new)
+    ratio = time_b / time_a
     noise, source = between_run_noise(bases, new, profile)
     allowance = max(threshold, noise)
     per_base, b = [_samples(base) for base in bases], _samples(new)
     if b is None or None in per_base or min(len(samples) for samples in [*per_base, b]) < 2:  # one round: nothing to test
-        return Verdict(name, "time", median_a, median_b, ratio, None, None, NO_SAMPLES, allowance, noise=source)
-    a = [x for samples in per_base for x in samples]
+        return Verdict(name, "time", time_a, time_b, ratio, None, None, NO_SAMPLES, allowance, noise=source)
+    a, b = [x for samples in per_base for x in fastest_half(samples)], fastest_half(b)
     p = stats.mann_whitney_p(a, b)
     interval = stats.bootstrap_ratio_of_medians(a, b) if with_interval else None
     if separation_p(len(a), len(b)) < alpha:
@@ -145,7 +154,7 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
         verdict = SLOWER
     elif moved and ratio < 1 and faster_evidence:
         verdict = FASTER
-    return Verdict(name, "time", median_a, median_b, ratio, interval, p, verdict, allowance, test, source)
+    return Verdict(name, "time", time_a, time_b, ratio, interval, p, verdict, allowance, test, source)
 
 
 def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
@@ -263,8 +272,9 @@ def format_table(verdicts: list[Verdict]) -> str:
 
 
 NOISE_MARKS = {"baselines": "b", "profile": "p", "group": "g"}
-NOISE_LEGEND = ("allowed: max(threshold, between-run noise); the noise from b the baselines' spread, p the noise "
-                "profile, g its group's default (a kind the profile has not seen)")
+NOISE_LEGEND = ("baseline, new: each run's fastest block of rounds (several baselines: the median of theirs); allowed: "
+                "max(threshold, between-run noise); the noise from b the baselines' spread, p the noise profile, g its "
+                "group's default (a kind the profile has not seen); p: the U test on the faster half of the blocks")
 
 
 def _time(seconds: float) -> str:

@@ -24,14 +24,14 @@ from pathlib import Path
 from ..contract import GROUPS
 from . import gate
 from .profile import PACKAGED, NoiseProfile, kind, load_profile
-from .runs import ReportError, measured_while_slow, read_document
+from .runs import ReportError, gated_time, measured_while_slow, read_document
 
 FACTORS = (1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.75, 2.0, 3.0, 5.0, 10.0)
 
 
 def group_ratios(base: dict, new: dict) -> dict[str, float]:
-    """The largest ratio of medians between two runs (either way), per group."""
-    medians = [{b["name"]: (b["group"], b["stats"]["median"]) for b in doc["benchmarks"] if b.get("extra_info")}
+    """The largest ratio of gated times (the fastest blocks) between two runs (either way), per group."""
+    medians = [{b["name"]: (b["group"], gated_time(b)) for b in doc["benchmarks"] if b.get("extra_info")}
                for doc in (base, new)]
     worst: dict[str, float] = defaultdict(lambda: 1.0)
     for name in medians[0].keys() & medians[1].keys():

@@ -24,7 +24,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .runs import ReportError, cpu_of, finite_positive, measured_while_slow, read_document
+from .runs import ReportError, cpu_of, finite_positive, gated_time, measured_while_slow, read_document
 
 PACKAGED = Path(__file__).with_name("noise-profile.json")
 MARGIN = 2.0  # chosen with the confirmation step on held-out A/A runs of the development VM: docs/gate.md
@@ -91,13 +91,14 @@ def _judged(bench: dict) -> bool:
 
 
 def spreads(documents: list[dict]) -> dict[str, float]:
-    """Per kind, the largest spread of one benchmark's medians over the runs that judge it (max/min - 1)."""
+    """Per kind, the largest spread of one benchmark's gated times (its fastest block) over the runs that judge it
+    (max/min - 1)."""
     medians: dict[str, list[float]] = {}
     kinds: dict[str, str] = {}
     for document in documents:
         for bench in document.get("benchmarks", []):
             if isinstance(bench, dict) and _judged(bench):
-                medians.setdefault(bench["name"], []).append(bench["stats"]["median"])
+                medians.setdefault(bench["name"], []).append(gated_time(bench))
                 kinds[bench["name"]] = kind(bench)
     worst: dict[str, float] = {}
     for name, values in medians.items():
