@@ -133,9 +133,10 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
              f"confirmation | {impl} {factor:g}x slower: caught and confirmed |", "|---|---|---|---|---|---|---|---|---|---|"]
     # (group|kind, name) -> per pair, the smallest factor at which every member is caught (None: not up to the last)
     smallest_per_pair: dict[tuple[str, str], list[float | None]] = defaultdict(list)
+    read = {path: read_document(path) for pair in pairs for path in pair}  # each run once: the pairs reuse them
     false_alarm_count = confirmed_alarms = 0
     for index, (base_path, new_path) in enumerate(pairs, start=1):
-        base, new = read_document(base_path), read_document(new_path)
+        base, new = read[base_path], read[new_path]
         verdicts, _ = gate.compare_documents([base], new, profile=profile)
         timed = [v for v in verdicts if v.metric == "time"]
         alarms = [v.name for v in timed if v.verdict == gate.SLOWER]
@@ -149,7 +150,7 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
         injected = gate.with_slowdown(new, targets, factor)
         caught = _slower(gate.compare_documents([base], injected, profile=profile)[0]) & targets
         again_path = pairs[index % len(pairs)][1]  # the next pair's second run: the same code, another process
-        again = read_document(again_path)
+        again = read[again_path]
         confirmed = _slower(gate.confirmed(verdicts, gate.compare_documents([base], again, profile=profile, partial=True)[0]))
         injected_again = gate.with_slowdown(again, targets, factor)
         caught_again = _slower(gate.confirmed(gate.compare_documents([base], injected, profile=profile)[0],
@@ -167,7 +168,7 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
                 smallest_per_pair[subset].append(per_bench[bench["name"]])
     by_group = {name: _everywhere(steps) for (what, name), steps in smallest_per_pair.items() if what == "group"}
     by_kind = {name: _everywhere(steps) for (what, name), steps in sorted(smallest_per_pair.items()) if what == "kind"}
-    documents = [read_document(path) for pair in pairs for path in pair]
+    documents = [read[path] for pair in pairs for path in pair]
     lines += ["", f"False alarms at the defaults: {false_alarm_count}; after confirmation: {confirmed_alarms}.", "",
               false_alarms(documents, profile).line(), "",
               "| group | smallest slowdown caught for every benchmark in every pair |", "|---|---|"]
