@@ -177,6 +177,19 @@ def _read_openvino(core, model: bytes):
         return core.read_model(str(path))
 
 
+def make_room_for_compiled_graphs(graphs: int) -> None:
+    """Let dynamo keep `graphs` more compiled graphs, and fail rather than run eagerly when a call finds no room.
+
+    Every compiled model adds its graphs to the one code object all the suite's models share (their forward), and
+    dynamo's default limit (8 graphs per code object) is full after two models: it then runs every later model
+    eagerly, with a warning, so a grid's torch.compile benchmarks after its second configuration measured eager
+    PyTorch (and the full run at fc9e3a9 did)."""
+    config = torch._dynamo.config
+    config.recompile_limit += graphs
+    config.accumulated_recompile_limit += graphs
+    config.fail_on_recompile_limit_hit = True
+
+
 class CompiledForward:
     """The sparse model through torch.compile (inductor, mode "default"); compiled at build time on a batch of one
     and a batch of several rows, under no_grad (inductor cannot compile under inference mode) and then under
@@ -186,6 +199,7 @@ class CompiledForward:
         self.model = convert(trained, sparse=True).eval()
         self.compiled = torch.compile(self.model, mode="default")
         shapes = [example.rows(0, 1), example.rows(0, min(len(example), 64)), example.rows(1, min(len(example), 3))]
+        make_room_for_compiled_graphs(2 * len(shapes))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for grad_mode in (torch.no_grad, torch.inference_mode):
