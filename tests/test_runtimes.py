@@ -43,19 +43,19 @@ def test_a_float_runtime_gives_dense_logits_on_a_small_model_including_an_empty_
     assert torch.allclose(one_at_a_time(variant, bags), reference, rtol=0, atol=1e-4)  # batch 1, the empty row too
 
 
-def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dynamos_limit(monkeypatch):
+def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dynamos_limit():
     """Dynamo's default limit (8 graphs per code object, all the suite's models sharing one) is full after two
     compiled models; a model past it would run eagerly, with a warning, and be timed as torch.compile."""
     from torch._dynamo.utils import counters
 
-    config = torch._dynamo.config
-    for name, full in (("recompile_limit", 0), ("accumulated_recompile_limit", 0), ("fail_on_recompile_limit_hit", False)):
-        monkeypatch.setattr(config, name, full)
     model, bags = small_model()
-    before = counters["stats"]["unique_graphs"]
-    variant = make_variant("torch-compile", model, bags)
-    assert counters["stats"]["unique_graphs"] - before >= 4  # batch 1 and several rows, under no_grad and inference mode
-    assert config.fail_on_recompile_limit_hit  # a call that would need one more fails instead of running eagerly
+    torch._dynamo.reset()  # no graph left from an earlier test's model of the same shape
+    full = dict(recompile_limit=0, accumulated_recompile_limit=0, fail_on_recompile_limit_hit=False)
+    with torch._dynamo.config.patch(**full):  # as if earlier models had filled the limit
+        before = counters["stats"]["unique_graphs"]
+        variant = make_variant("torch-compile", model, bags)
+        assert counters["stats"]["unique_graphs"] - before >= 4  # batch 1 and several rows, under no_grad and inference mode
+        assert torch._dynamo.config.fail_on_recompile_limit_hit  # a call needing one more fails instead of running eagerly
     assert torch.allclose(one_at_a_time(variant, bags), predict_logits(make_variant("dense", model, bags), bags), atol=1e-4)
 
 
