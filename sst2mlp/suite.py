@@ -50,7 +50,7 @@ class Suite:
         self.corpus.check_memory(self.options.grid())
 
     def measure_limits(self) -> None:
-        """What the machine can do at each thread count of the run (sst2mlp.limits): a few seconds, once."""
+        """What the machine can do at each thread count of the run (sst2mlp.limits): about a second, once."""
         try:
             extension = kernel.load_extension()
         except kernel.KernelUnavailable:

@@ -5,7 +5,7 @@ import torch
 
 from sst2mlp import MLP, Vocabulary, accuracy, featurize
 from sst2mlp.footprint import PeakMemory
-from sst2mlp.impls import REGISTRY, make_variant
+from sst2mlp.impls import make_variant
 from sst2mlp.training import TrainConfig, train
 
 SENTENCES = ["a b c a", "a", "b b b b c", "c d", "d d a"]
@@ -38,14 +38,6 @@ def test_int8_impls_are_at_most_30_percent_of_float_for_the_big_configurations(i
     dense = make_variant("dense", model, bags).model_bytes()
     assert dense == 4 * 2_692_097
     assert make_variant(impl, model, bags).model_bytes() <= 0.30 * dense
-
-
-def test_file_bytes_are_the_weights_plus_a_small_container_overhead():
-    model, bags = small_model(num_layers=2, hidden=64, vocab=500)  # the baseline's shape, smaller: exports take 1/3 the time
-    for impl in [impl.name for impl in REGISTRY]:
-        variant = make_variant(impl, model, bags)
-        held, shipped = variant.model_bytes(), variant.file_bytes()
-        assert held <= shipped <= held + 20_000, impl
 
 
 def test_peak_memory_sees_an_allocation_inside_the_region_and_not_outside():

@@ -34,15 +34,6 @@ def one_at_a_time(variant, bags):
     return torch.cat([predict_logits(variant, bags.rows(i, i + 1)) for i in range(len(bags))])
 
 
-@pytest.mark.parametrize("impl", FLOAT_PEERS)
-def test_a_float_runtime_gives_dense_logits_on_a_small_model_including_an_empty_row(impl):
-    model, bags = small_model()
-    reference = predict_logits(make_variant("dense", model, bags), bags)
-    variant = make_variant(impl, model, bags)
-    assert torch.allclose(predict_logits(variant, bags), reference, rtol=0, atol=1e-4)
-    assert torch.allclose(one_at_a_time(variant, bags), reference, rtol=0, atol=1e-4)  # batch 1, the empty row too
-
-
 def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dynamos_limit():
     """Dynamo's default limit (8 graphs per code object, all the suite's models sharing one) is full after two
     compiled models; a model past it would run eagerly, with a warning, and be timed as torch.compile."""
