@@ -1,8 +1,9 @@
 """SST-2 train and dev splits, from the Hugging Face hub or a local folder.
 
-Both sources go through `datasets` and end as the same `Split` objects:
-sentences plus 0/1 labels. A local folder holds either GLUE's `train.tsv` and
-`dev.tsv`, or the hub's parquet files (`train-*.parquet`, `validation-*.parquet`).
+Both sources end as the same `Split` objects: sentences plus 0/1 labels. A local
+folder holds either GLUE's `train.tsv` and `dev.tsv` (parsed here: importing
+`datasets` for them would cost each run about a second), or the hub's parquet
+files (`train-*.parquet`, `validation-*.parquet`, read by `datasets` as the hub's are).
 """
 from __future__ import annotations
 
@@ -98,8 +99,8 @@ def _load_hub() -> SST2:
             f"{HOW_TO_POINT_LOCAL}"
         ) from None
     return SST2(
-        train=_split_from_dataset("train", splits["train"], f"{HUB_NAME}:train"),
-        dev=_split_from_dataset("dev", splits["validation"], f"{HUB_NAME}:validation"),
+        train=_split_from_columns("train", splits["train"], f"{HUB_NAME}:train"),
+        dev=_split_from_columns("dev", splits["validation"], f"{HUB_NAME}:validation"),
         source=HUB_NAME,
     )
 
@@ -115,16 +116,14 @@ def _load_folder(folder: Path) -> SST2:
         missing = [str(path) for path in tsv_paths.values() if not path.is_file()]
         if missing:
             raise DataError(f"SST-2 file {', '.join(missing)} is missing; expected train.tsv and dev.tsv in {folder}")
-        splits = {split: _split_from_dataset(split, read_glue_tsv(path), str(path)) for split, path in tsv_paths.items()}
+        splits = {split: _split_from_columns(split, read_glue_tsv(path), str(path)) for split, path in tsv_paths.items()}
     else:
-        splits = {split: _split_from_dataset(split, *_read_parquet(folder, prefix)) for split, prefix in PARQUET_PREFIXES.items()}
+        splits = {split: _split_from_columns(split, *_read_parquet(folder, prefix)) for split, prefix in PARQUET_PREFIXES.items()}
     return SST2(train=splits["train"], dev=splits["dev"], source=str(folder), notes=notes)
 
 
-def read_glue_tsv(path: Path):
-    """Parse a GLUE-format SST-2 file strictly, naming the file and line of the first problem."""
-    import datasets
-
+def read_glue_tsv(path: Path) -> dict[str, list]:
+    """Parse a GLUE-format SST-2 file strictly, naming the file and line of the first problem: its columns."""
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -153,7 +152,7 @@ def read_glue_tsv(path: Path):
             raise DataError(f"{path}, line {number}: label must be 0 or 1, found {fields[1]!r}")
         sentences.append(fields[0])
         labels.append(int(fields[1]))
-    return datasets.Dataset.from_dict({"sentence": sentences, "label": labels})
+    return {"sentence": sentences, "label": labels}
 
 
 def _read_parquet(folder: Path, prefix: str):
@@ -175,10 +174,12 @@ def _read_parquet(folder: Path, prefix: str):
     return dataset, ", ".join(str(f) for f in files)
 
 
-def _split_from_dataset(name: str, dataset, origin: str) -> Split:
-    if len(dataset) == 0:
+def _split_from_columns(name: str, columns, origin: str) -> Split:
+    """A split from its "sentence" and "label" columns (a dict of lists, or a `datasets.Dataset`)."""
+    sentences = list(columns["sentence"])
+    if not sentences:
         raise DataError(f"{origin}: the {name} split is empty; expected at least one labelled sentence")
-    raw = dataset["label"]
+    raw = columns["label"]
     try:
         labels = np.asarray(raw, dtype=np.int64)
     except (TypeError, ValueError):
@@ -187,4 +188,4 @@ def _split_from_dataset(name: str, dataset, origin: str) -> Split:
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         raise DataError(f"{origin}: row {bad[0]} has label {labels[bad[0]]}; expected 0 or 1 (an unlabelled test split?)")
-    return Split(name=name, sentences=list(dataset["sentence"]), labels=labels)
+    return Split(name=name, sentences=sentences, labels=labels)

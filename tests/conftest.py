@@ -47,6 +47,12 @@ def sst2(suite):
     pytest.skip(f"needs the real SST-2 ({message})")
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: pytest-xdist hands tests out in this order, and a slow one near the end keeps one worker
+    busy while the others have nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """CI sets SST2MLP_FAIL_ON_SKIP=1: there every test must run, so a skip (no data, no ruff) fails the run."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

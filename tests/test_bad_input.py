@@ -54,6 +54,7 @@ def test_offline_without_a_local_copy_stops_before_any_benchmark_and_says_how_to
 
 # 2. a bare pytest without data skips the tests that need it, with one reason ----------------------------------------
 
+@pytest.mark.slow
 def test_unit_tests_needing_the_real_data_are_skipped_with_one_reason():
     run = run_pytest("tests/test_training.py", "-rs", "-p", "no:cacheprovider", env=env_without_data())
     assert run.returncode == 0, run.stdout
@@ -89,6 +90,7 @@ def test_a_width_that_cannot_fit_in_memory_is_refused_with_the_estimate(tiny_glu
 
 # 5. a dev split smaller than a batch -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_tiny_dev_split_skips_the_batches_it_cannot_fill_and_warns(tiny_glue):
     (tiny_glue / "dev.tsv").write_text("sentence\tlabel\nthe film is great fun \t1\n")
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, "--sst2-impls=dense", "-k", "throughput", "-rs")
@@ -117,6 +119,7 @@ def test_report_out_on_a_read_only_file_system_is_named(tmp_path, capsys, monkey
     assert "Read-only file system" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_warnings_show_no_source_locations(tmp_path):
     document = json.loads(NEW.read_text())
     document["benchmarks"].append(dict(document["benchmarks"][0], name="test_other", fullname="other.py::test_other", extra_info={}))
@@ -201,6 +204,7 @@ def test_a_stale_build_lock_stops_a_real_run_with_one_message(tmp_path):
     assert "waiting up to 1 s" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_kernel_that_cannot_be_built_fails_its_benchmarks_with_one_line_each_and_the_others_run(tmp_path, tiny_glue):
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "CXX": "/nonexistent/c++"}
     run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", *TINY, "--sst2-impls=dense,fused", "-k", "inference",
@@ -274,6 +278,7 @@ def test_a_run_whose_results_cannot_be_saved_stops_before_any_benchmark(tmp_path
     assert "passed" not in output and "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exactly_the_finished_benchmarks_which_the_report_and_the_gate_read(tmp_path, tiny_glue, tables_only, capsys):
     out = tmp_path / "run.json"
     command = [sys.executable, "-m", "pytest", "benchmarks/bench_mlp.py", f"--sst2-data={tiny_glue}", *TINY,

@@ -84,6 +84,7 @@ def test_unknown_impl_names_the_choices():
         get_impl("onnx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
 def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(impl):
     """Exact impls match dense to float32 rounding on a batch and one row at a time, an empty row included; the others

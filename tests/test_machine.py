@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from sst2mlp import MLP, TrainConfig, Vocabulary, featurize, train
@@ -47,6 +48,7 @@ def test_flushing_leaves_no_denormal_in_the_optimizer_state():
     assert denormal_count_after_training("flush") == 0
 
 
+@pytest.mark.slow
 def test_worker_threads_started_after_the_setting_inherit_it():
     """The suite sets the mode in pytest_configure, before torch starts its worker threads (POSIX threads inherit
     the floating-point environment of the thread that creates them), so work split over 2 threads flushes too."""

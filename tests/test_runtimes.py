@@ -50,6 +50,7 @@ def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dyna
     assert torch.allclose(one_at_a_time(variant, bags), predict_logits(make_variant("dense", model, bags), bags), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_every_float_runtime_gives_dense_logits_and_predictions_on_the_baseline(baseline_trained_on_a_subset):
     model, dev, _ = baseline_trained_on_a_subset
     reference = predict_logits(make_variant("dense", model, dev), dev)
@@ -125,6 +126,7 @@ def test_every_impl_has_a_cold_start_loader():
     assert set(LOADERS) == set(IMPL_NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["dense", "onnxruntime"])
 def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl, tmp_path):
     model, bags = small_model()
@@ -178,6 +180,7 @@ def test_parse_round_splits_the_time_since_the_parent_started_the_process():
     assert round_.total == pytest.approx(1.75)
 
 
+@pytest.mark.slow
 def test_a_missing_optional_runtime_leaves_its_benchmarks_out_with_one_line_naming_the_install_command(tmp_path, tiny_glue):
     plugin = tmp_path / "no_openvino.py"
     plugin.write_text("import sst2mlp.runtimes as r\n_installed = r.installed\n"
@@ -193,6 +196,7 @@ def test_a_missing_optional_runtime_leaves_its_benchmarks_out_with_one_line_nami
     assert re.search(r"\b3 passed, \d+ deselected\b", run.stdout) and "skipped" not in run.stdout, run.stdout[-2000:]
 
 
+@pytest.mark.slow
 def test_executorch_refuses_rows_longer_than_its_program_takes():
     model, bags = small_model()
     variant = make_variant("executorch", model, bags)
