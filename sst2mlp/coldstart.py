@@ -125,7 +125,7 @@ class ColdStarts:
     build, measured once."""
 
     denormals: str
-    _root: tempfile.TemporaryDirectory = field(default_factory=lambda: tempfile.TemporaryDirectory(prefix="sst2mlp-coldstart-"))
+    _root: tempfile.TemporaryDirectory | None = None  # made by the first cold start, removed by close()
     _folders: dict[tuple, Path] = field(default_factory=dict)
     _build_seconds: float | None = None
 
@@ -133,10 +133,18 @@ class ColdStarts:
         impl = prepared.variant.impl.name
         key = (config, impl, threads)
         if key not in self._folders:
+            if self._root is None:
+                self._root = tempfile.TemporaryDirectory(prefix="sst2mlp-coldstart-")
             folder = Path(self._root.name) / f"{config.id}-{impl}-T{threads}"
             write_shipped(prepared, config, example, folder)
             self._folders[key] = folder
         return ColdStartRuns(impl, self._folders[key], threads, self.denormals)
+
+    def close(self) -> None:
+        """Remove the shipped files (at the end of the session)."""
+        if self._root is not None:
+            self._root.cleanup()
+            self._root, self._folders = None, {}
 
     def kernel_build_seconds(self) -> float:
         if self._build_seconds is None:

@@ -130,6 +130,7 @@ class RunHooks:
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
 
     def pytest_unconfigure(self, config):
+        self.suite.coldstarts.close()
         if self.previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self.previous_sigterm)
 

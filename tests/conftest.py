@@ -1,11 +1,16 @@
+import contextlib
+import io
 import os
 import random
+import subprocess
 
 import pytest
 import torch
 
+from helpers import ROOT, child_env
 from sst2mlp import MLP, FeatureCache, TrainConfig, train
 from sst2mlp.data import DataError, resolve_data_dir
+from sst2mlp.machine import flushing_denormals, set_denormals
 
 POSITIVE_WORDS = ["great", "fun", "charming", "moving", "gem", "delight"]
 NEGATIVE_WORDS = ["dull", "boring", "mess", "tedious", "flat", "bland"]
@@ -21,6 +26,36 @@ def synthetic_sentences(count: int, seed: int) -> list[tuple[str, int]]:
         rng.shuffle(words)
         rows.append((" ".join(words) + " .", label))
     return rows
+
+
+@pytest.fixture
+def run_pytest_here(monkeypatch):
+    """pytest run inside this process, as helpers.run_pytest runs it in a new one: for runs that need no process of
+    their own (a usage error, --collect-only, a data or memory check, a tiny grid), 0.1 s instead of the 2-3 s a new
+    process takes to import torch. Runs that do (a signal, a runtime or kernel that must not be loaded yet, the smoke
+    run as users start it) use run_pytest. The environment is run_pytest's (`env` replaces it); torch's threads and
+    denormal mode, which the suite's plugin sets, are restored afterwards. Modules the run imports stay imported:
+    torch's cannot be imported twice (pytester's in-process runs remove them)."""
+    monkeypatch.chdir(ROOT)
+    threads, flushing = torch.get_num_threads(), flushing_denormals()
+
+    def run(*args, env=None):
+        wanted = {**child_env(env), "COLUMNS": "100"}
+        for name in set(os.environ) - set(wanted):
+            monkeypatch.delenv(name)
+        for name, value in wanted.items():
+            monkeypatch.setenv(name, value)
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = pytest.main([f"--rootdir={ROOT}", "-c", str(ROOT / "pytest.ini"), "-p", "no:cacheprovider",
+                                    "--capture=sys", *args])
+        finally:
+            torch.set_num_threads(threads)
+            set_denormals("flush" if flushing else "keep")
+        return subprocess.CompletedProcess(args, int(code), out.getvalue(), err.getvalue())
+
+    return run
 
 
 @pytest.fixture
@@ -47,9 +82,15 @@ def sst2(suite):
     pytest.skip(f"needs the real SST-2 ({message})")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, tests are handed to the workers two at a time as they finish (xdist's default hands each
+    worker a quarter of its share at once: all the slow tests, which run first, would go to the first worker)."""
+    if getattr(config.option, "maxschedchunk", "absent") is None:
+        config.option.maxschedchunk = 2
+
+
 def pytest_collection_modifyitems(items):
-    """The slow tests first: pytest-xdist hands tests out in this order, and a slow one near the end keeps one worker
-    busy while the others have nothing left."""
+    """The slow tests first: a slow one near the end keeps one worker busy while the others have nothing left."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
@@ -78,3 +119,4 @@ def tables_only(monkeypatch):
     from sst2mlp.report import cli
 
     monkeypatch.setattr(cli, "write_figures", lambda *args, **kwargs: [])
+

@@ -30,9 +30,9 @@ def run_pytest(*args, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def assert_usage_error(option: str, expected: str) -> None:
+def assert_usage_error(run_pytest_here, option: str, expected: str) -> None:
     """Collecting the suite with `option` stops with pytest's usage error (exit 4) and says `expected`."""
-    run = run_pytest("benchmarks/", "--collect-only", "-q", option)
+    run = run_pytest_here("benchmarks/", "--collect-only", "-q", option)
     assert run.returncode == 4 and expected in run.stderr, run.stderr
 
 

@@ -69,8 +69,8 @@ def test_coldstart_covers_the_configuration_nearest_the_baseline_by_default():
     assert parsed("--sst2-coldstart=off").coldstart_grid() == []
 
 
-def test_pytest_stops_a_malformed_option_with_a_usage_error():
-    assert_usage_error("--sst2-layers=1,x", "argument --sst2-layers: expected a comma-separated list of positive integers")
+def test_pytest_stops_a_malformed_option_with_a_usage_error(run_pytest_here):
+    assert_usage_error(run_pytest_here, "--sst2-layers=1,x", "argument --sst2-layers: expected a comma-separated list of positive integers")
 
 
 def test_an_option_given_at_its_default_value_wins_over_the_preset():
@@ -81,14 +81,14 @@ def test_an_option_given_at_its_default_value_wins_over_the_preset():
     assert parsed() == SuiteOptions()  # nothing given: the option records' defaults
 
 
-def test_missing_data_folder_is_a_usage_error(tmp_path):
-    run = run_pytest("benchmarks/", "--collect-only", "-q", f"--sst2-data={tmp_path / 'nope'}")
+def test_missing_data_folder_is_a_usage_error(tmp_path, run_pytest_here):
+    run = run_pytest_here("benchmarks/", "--collect-only", "-q", f"--sst2-data={tmp_path / 'nope'}")
     assert run.returncode == 4
     assert f"SST-2 folder {tmp_path / 'nope'} (from --sst2-data or $SST2_DATA_DIR) does not exist" in run.stderr
 
 
-def test_every_option_is_in_pytest_help_with_its_default():
-    help_text = "".join(run_pytest("--help").stdout.split())  # argparse wraps long defaults, at hyphens too
+def test_every_option_is_in_pytest_help_with_its_default(run_pytest_here):
+    help_text = "".join(run_pytest_here("--help").stdout.split())  # argparse wraps long defaults, at hyphens too
     for option in OPTIONS:
         assert option.flag in help_text
         if option.default is not None:

@@ -22,16 +22,16 @@ TINY_GRID = ("--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2
              "--sst2-min-time=0.01", *QUIET)
 
 
-def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue):
-    run = run_pytest("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=10,500",
+def test_vocabulary_larger_than_the_training_words_fails_with_one_clear_message(tiny_glue, run_pytest_here):
+    run = run_pytest_here("benchmarks/", f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8", "--sst2-vocabs=10,500",
                      "--sst2-impls=dense", "-k", "training", *QUIET)
     assert run.returncode == 4  # stopped once, before any benchmark
     assert run.stdout.count("--sst2-vocabs: vocabulary size 500 exceeds the 20 distinct words of the training split") == 1
     assert "features.py" not in run.stdout  # the message, not a traceback into the library
 
 
-def test_grid_options_select_benchmarks_with_readable_ids():
-    run = run_pytest(
+def test_grid_options_select_benchmarks_with_readable_ids(run_pytest_here):
+    run = run_pytest_here(
         "benchmarks/", "--collect-only", "-q", "--sst2-layers=1", "--sst2-widths=8,16", "--sst2-vocabs=10",
         "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "--sst2-train-impls=sparse", "-k", "inference or training",
     )
@@ -229,8 +229,8 @@ def test_benchmark_disable_runs_every_body_once_and_passes(tiny_glue):
     assert "4 trainings run" in run.stdout and "results saved" not in run.stdout
 
 
-def test_benchmark_skip_runs_no_benchmark_and_no_training(tiny_glue):
-    skip = run_pytest("benchmarks/", "tests/test_data.py::test_missing_folder_is_named", f"--sst2-data={tiny_glue}",
+def test_benchmark_skip_runs_no_benchmark_and_no_training(tiny_glue, run_pytest_here):
+    skip = run_pytest_here("benchmarks/", "tests/test_data.py::test_missing_folder_is_named", f"--sst2-data={tiny_glue}",
                       *TINY_GRID, "--benchmark-skip", "-rs")
     assert skip.returncode == 0, skip.stdout + skip.stderr
     counts = re.search(r"(\d+) passed, (\d+) skipped", skip.stdout)
