@@ -40,7 +40,7 @@ def run_pytest_here(monkeypatch):
     threads, flushing = torch.get_num_threads(), flushing_denormals()
 
     def run(*args, env=None):
-        wanted = {**child_env(env), "COLUMNS": "100"}
+        wanted = child_env(env)
         for name in set(os.environ) - set(wanted):
             monkeypatch.delenv(name)
         for name, value in wanted.items():
@@ -119,4 +119,3 @@ def tables_only(monkeypatch):
     from sst2mlp.report import cli
 
     monkeypatch.setattr(cli, "write_figures", lambda *args, **kwargs: [])
-

@@ -13,10 +13,11 @@ QUIET = ("--sst2-quiet-wait=0", "-p", "no:cacheprovider")  # suite runs in tests
 
 
 def child_env(env=None) -> dict:
-    """The environment of a pytest run started by a test: without CI's SST2MLP_FAIL_ON_SKIP, and without pytest-xdist's
+    """The environment of a pytest run started by a test, at a fixed terminal width: without CI's SST2MLP_FAIL_ON_SKIP, and without pytest-xdist's
     worker variables (pytest-benchmark would take the child for an xdist worker and disable itself)."""
-    return {k: v for k, v in (os.environ if env is None else env).items()
+    kept = {k: v for k, v in (os.environ if env is None else env).items()
             if k != "SST2MLP_FAIL_ON_SKIP" and not k.startswith("PYTEST_XDIST")}
+    return {**kept, "COLUMNS": "100"}  # pytest cuts its short summary lines to the terminal's width
 
 
 def run_pytest(*args, timeout=300, env=None):
@@ -25,7 +26,7 @@ def run_pytest(*args, timeout=300, env=None):
     depend on the terminal the tests run in), with pytest-benchmark as its only installed plugin: the runtimes'
     dependencies bring pytest plugins of their own (hypothesis, hydra, anyio, kgb) that each run would load."""
     env = child_env(env)
-    env.update(COLUMNS="100", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_benchmark.plugin", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
