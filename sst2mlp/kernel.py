@@ -159,7 +159,8 @@ def fused_mlp(model: MLP, int8_table: bool = False):
 
 def fused_from_saved(saved: dict):
     """The kernel again from what the fused impls save: its state() (input weight, input bias, output weight, the
-    input scales of an int8 table, then the hidden weights and the hidden biases), output bias and layer count."""
+    input scales of an int8 table, then the hidden weights, flat in the kernel's panels, and the hidden biases),
+    output bias and layer count."""
     state, layers = list(saved["state"]), saved["num_layers"]
     input_weight, input_bias, output_weight = state[:3]
     scales = state[3] if len(state) == 3 + 2 * layers + 1 else None

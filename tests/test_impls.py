@@ -121,7 +121,9 @@ def test_fused_matches_dense_for_any_depth(num_layers):
     assert torch.allclose(predict_logits(fused, bags), predict_logits(model, bags), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("hidden", [128, 200])  # whole 128-output register chunks; chunks and a remainder
+# widths that take each of the kernel's loops: one panel of 32 outputs and a 16-wide table chunk; 2 panels and a
+# narrower remainder; whole 4-panel groups; groups, 2 panels and a remainder; 256 (the 16-register table row)
+@pytest.mark.parametrize("hidden", [48, 72, 128, 200, 256])
 def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
     """Batches of any size, dividing the rows or not, with rows that have no known word (the bias alone)."""
     words = [f"w{i}" for i in range(60)]
@@ -135,9 +137,24 @@ def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
     fused = make_variant("fused", model, bags)
     reference = predict_logits(model, bags)
     assert (bags.nnz_per_row == 0).sum() >= 9
-    for batch in (1, 2, 7, 16, 63, 64, 65, 149, 150):
+    for batch in (1, 2, 7, 11, 12, 13, 16, 27, 28, 63, 64, 65, 149, 150):  # around the blocks of 12 and of 4 rows
         logits = torch.cat([fused(*fused.inputs(bags.rows(b, min(b + batch, len(bags))))) for b in range(0, len(bags), batch)])
         assert torch.allclose(logits, reference, rtol=0, atol=1e-5), batch
+
+
+def test_fused_runs_batches_from_the_boundary_size_in_blocks_with_the_same_logits_as_row_by_row(baseline_trained_on_a_subset):
+    """The blocked hidden layers add the same terms in the same order as the row path: the same logits, bit for bit."""
+    model, dev, _labels = baseline_trained_on_a_subset
+    fused = make_variant("fused", model, dev)
+    extension = kernel.load_extension()
+    boundary = extension.batched_rows
+    assert not extension.uses_blocks(boundary - 1, 2) and extension.uses_blocks(boundary, 2)
+    assert not extension.uses_blocks(10 * boundary, 0)  # no hidden layer: nothing to block
+    with torch.inference_mode():
+        for rows in (boundary - 1, boundary, 3 * boundary + 5, len(dev)):
+            batch = dev.rows(0, rows)
+            one_by_one = torch.cat([fused(*fused.inputs(batch.rows(i, i + 1))) for i in range(rows)])
+            assert torch.equal(fused(*fused.inputs(batch)), one_by_one), rows
 
 
 def test_fused_batches_give_the_same_logits_on_any_thread_count(baseline_trained_on_a_subset):
