@@ -88,9 +88,8 @@ class BenchmarkCase:
         dev = self.dev
         batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
         flops = self.variant.effective_flops * batch_size
-        model_bytes = self.variant.footprint.model_bytes
-        floor = floor_seconds(machine, flops, bytes_read(self.impl, self.variant.source.model, model_bytes, batches),
-                              working_set=model_bytes, int8=IMPLS[self.impl].int8_products)
+        read = bytes_read(self.impl, self.variant.source.model, self.variant.footprint.model_bytes, batches)
+        floor = floor_seconds(machine, flops, read, working_set=read, int8=IMPLS[self.impl].int8_products)
         return Roofline(achieved_gflops=flops / median / 1e9, floor_seconds=floor, fraction_of_floor=floor / median)
 
     def inference(self, timing: Timing) -> InferenceInfo:

@@ -106,7 +106,7 @@ class Parity:
 @dataclass(frozen=True)
 class Roofline:
     """A timed call against what the machine can do (sst2mlp.limits): its FLOP rate, the time per call the machine
-    could not beat (the larger of FLOPs at the peak rate and bytes read at the copy bandwidth, plus the call
+    could not beat (the larger of FLOPs at the peak rate and bytes read at the read bandwidth, plus the call
     floor), and floor / median."""
 
     achieved_gflops: float

@@ -6,7 +6,7 @@ from sst2mlp.impls import bytes_read
 from sst2mlp.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
 
 LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0, int8_peak_gflops=40.0,
-                       copy_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
+                       read_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
                        call_floor_seconds=1e-6, allocation_floor_seconds=2e-6)
 
 
@@ -19,7 +19,7 @@ def test_an_impl_that_multiplies_in_int8_has_its_flops_counted_at_the_int8_rate(
     assert floor_seconds(LIMITS, flops=1e6, bytes_read=100, working_set=500, int8=True) == pytest.approx(1e6 / 40e9 + 1e-6)
 
 
-def test_bytes_are_read_at_the_rate_of_the_smallest_level_that_holds_the_weights():
+def test_bytes_are_read_at_the_rate_of_the_smallest_level_that_holds_them():
     assert [read_rate(LIMITS, size) for size in (1000, 1001, 100_000, 100_001)] == [100.0, 50.0, 50.0, 10.0]
 
 

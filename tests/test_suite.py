@@ -196,7 +196,7 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
             assert info["examples_per_second"] == pytest.approx(info["batch_examples"] / bench["stats"]["median"])
     assert saved["machine_info"]["torch"]["threads"] == [1]
     limits = saved["machine_info"]["limits"]["1"]  # measured before the first timed benchmark
-    assert limits["peak_gflops"] > 0 and limits["int8_peak_gflops"] > 0 and min(limits["copy_gb_per_s"].values()) > 0
+    assert limits["peak_gflops"] > 0 and limits["int8_peak_gflops"] > 0 and min(limits["read_gb_per_s"].values()) > 0
     assert limits["call_floor_seconds"] > 0
     assert limits["peak_gflops"] == max(limits["matmul_gflops"].values()) and "64x8@8x8" in limits["matmul_gflops"]
     fused = benchmarks["test_inference[L2-H8-V15-T1-fused-B1]"]

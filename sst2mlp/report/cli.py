@@ -101,7 +101,7 @@ PARITY_NOTE = (
 ROOFLINE_NOTE = (
     "Every impl at the baseline configuration (or the run's nearest), per call: the median, the floor (the time this "
     "machine could not beat: the larger of the FLOPs at its peak matrix-product rate and the bytes the impl must read "
-    "at the copy bandwidth of the cache level that holds its weights, plus the extension call floor; machine_info "
+    "at the read bandwidth of the cache level that holds them, plus the extension call floor; machine_info "
     "limits) and floor / median. b1: one example; b64: 64; dev: the whole dev set in one call.")
 
 
