@@ -1,4 +1,5 @@
-"""The `fused` impl's C++ kernel (csrc/fused_mlp.cpp): built at first use, then cached by torch.
+"""The C++ extension: the `fused` impl's kernel (csrc/fused_mlp.cpp) and the sparse trainer's Adam step over its
+input table (csrc/sparse_rows_adam.cpp), built at first use, then cached by torch.
 
 torch.utils.cpp_extension compiles it with the machine's C++ compiler and ninja
 (~30 s once; later sessions load the cached library from $TORCH_EXTENSIONS_DIR,
@@ -21,8 +22,9 @@ import torch
 
 from .model import MLP
 
-SOURCE = Path(__file__).parent / "csrc" / "fused_mlp.cpp"
-COMPILER_FLAGS = ("-O3", "-march=native")
+SOURCES = (Path(__file__).parent / "csrc" / "fused_mlp.cpp", Path(__file__).parent / "csrc" / "sparse_rows_adam.cpp")
+SOURCE = SOURCES[0]  # the module (the fused kernel, and the bindings of the rest)
+COMPILER_FLAGS = ("-O3", "-march=native", "-fno-math-errno")  # no errno: sqrt vectorizes
 
 
 LOCK_WAIT_SECONDS = 120.0  # a build takes about 30 s; a lock older than this wait is taken for an interrupted build's
@@ -105,7 +107,7 @@ def _build(folder: Path):
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     folder.mkdir(parents=True, exist_ok=True)
     wait_for_lock(folder)
-    return cpp_extension.load(folder.name, [str(SOURCE)], extra_cflags=list(COMPILER_FLAGS), build_directory=str(folder),
+    return cpp_extension.load(folder.name, [str(source) for source in SOURCES], extra_cflags=list(COMPILER_FLAGS), build_directory=str(folder),
                               verbose=False)
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .features import BagOfWords
+from .kernel import KernelUnavailable, load_extension
 
 
 @dataclass(frozen=True)
@@ -39,23 +40,60 @@ class SparseRowsAdam(torch.optim.Adam):
     """torch.optim.Adam for a model whose input table gets a sparse gradient (the rows of the words in the batch).
 
     Adam is exact only if every row is updated every step (the moments of an untouched row decay and it still moves),
-    so each step must read all parameters, gradients and moments. What it need not do is what a dense gradient of
-    the table costs: a new table-sized tensor allocated and zero-filled by every backward. Here the table's dense
-    gradient is one buffer kept across steps: the rows the previous step wrote are zeroed, the batch's rows added,
-    and the same (fused) Adam update runs on it.
+    so each step must read and write all parameters and moments. What it need not do is store, zero-fill and read a
+    dense gradient of the table, zeros but for the batch's rows: with fused Adam, the extension's step over the table
+    (csrc/sparse_rows_adam.cpp, fused Adam's arithmetic bit for bit) takes an untouched row's gradient as zero; the
+    other parameters take torch's step. Without the compiled extension, or with unfused Adam, the table's dense
+    gradient is one buffer kept across steps (the rows the previous step wrote zeroed, the batch's rows added) and
+    torch's step runs on it: the same update, slower.
     """
 
     def __init__(self, params, **options):
         super().__init__(params, **options)
+        for group in self.param_groups:
+            if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+                raise ValueError("SparseRowsAdam: weight_decay, amsgrad and maximize are not supported")
         self._dense_grads: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] = {}  # param -> (buffer, rows in it)
+
+    @property
+    def extension(self):
+        """The compiled extension, or None where it cannot be built (then the dense-buffer path runs)."""
+        try:
+            return load_extension()
+        except KernelUnavailable:
+            return None
 
     @torch.no_grad()
     def step(self, closure=None):
+        extension = self.extension
+        table_steps = []
         for group in self.param_groups:
             for param in group["params"]:
-                if param.grad is not None and param.grad.is_sparse:
+                if param.grad is None or not param.grad.is_sparse:
+                    continue
+                if extension is not None and group["fused"]:  # the extension's step is the fused Adam's arithmetic
+                    table_steps.append((group, param, param.grad))
+                    param.grad = None  # Adam's step below leaves it alone
+                else:
                     param.grad = self._densify(param, param.grad)
-        return super().step(closure)
+        loss = super().step(closure)
+        for group, param, grad in table_steps:
+            self._table_step(extension, group, param, grad)
+            param.grad = grad
+        return loss
+
+    def _table_step(self, extension, group: dict, param: torch.Tensor, grad: torch.Tensor) -> None:
+        state = self.state[param]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        # uncoalesced: a row once per occurrence in the batch; the extension sums them
+        extension.sparse_rows_adam_(param, state["exp_avg"], state["exp_avg_sq"], grad._indices()[0].contiguous(),
+                                    grad._values().contiguous(), lr=float(group["lr"]), beta1=beta1, beta2=beta2,
+                                    eps=group["eps"], step=int(state["step"].item()))
 
     def _densify(self, param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         buffer, written = self._dense_grads.get(param, (None, None))

@@ -49,7 +49,7 @@ def test_machine_info_records_torch_and_drops_the_momentary_clock():
     assert machine_info["torch"]["threads"] == [1, 2]
     assert machine_info["torch"]["blas"] in ("mkl", "open", "openblas", "blis", "accelerate", "eigen")
     assert machine_info["torch"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NO AVX", "VSX", "ZVECTOR", "SVE256")
-    assert machine_info["fused_kernel"]["flags"] == ["-O3", "-march=native"]
+    assert {"-O3", "-march=native"} <= set(machine_info["fused_kernel"]["flags"])  # built for this CPU, optimized
     assert machine_info["denormals"] == {"mode": "flush", "flush_supported": True}
 
 

@@ -439,6 +439,10 @@ class FusedMLP {
 
 }  // namespace
 
+// sparse_rows_adam.cpp: the sparse trainer's Adam step over its input table.
+void sparse_rows_adam_(at::Tensor& param, at::Tensor& exp_avg, at::Tensor& exp_avg_sq, const at::Tensor& indices,
+                       const at::Tensor& values, double lr, double beta1, double beta2, double eps, int64_t step);
+
 // The floors of a one-call impl (sst2mlp.limits): the same arguments, no work; and only the output's allocation.
 int64_t call_floor(const at::Tensor& indices, const at::Tensor& offsets, const at::Tensor& counts) {
   return offsets.size(0) - 1;
@@ -451,6 +455,9 @@ at::Tensor allocation_floor(const at::Tensor& indices, const at::Tensor& offsets
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("batched_rows") = kBatchedRows;
   m.def("uses_blocks", &uses_blocks, pybind11::arg("rows"), pybind11::arg("num_layers"));
+  m.def("sparse_rows_adam_", &sparse_rows_adam_, pybind11::arg("param"), pybind11::arg("exp_avg"),
+        pybind11::arg("exp_avg_sq"), pybind11::arg("indices"), pybind11::arg("values"), pybind11::arg("lr"),
+        pybind11::arg("beta1"), pybind11::arg("beta2"), pybind11::arg("eps"), pybind11::arg("step"));
   m.def("call_floor", &call_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
   m.def("allocation_floor", &allocation_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
   pybind11::class_<FusedMLP>(m, "FusedMLP")
