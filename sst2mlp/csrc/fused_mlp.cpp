@@ -60,14 +60,18 @@ inline Vec load(const int8_t* p) {
 inline void store(float* p, Vec v) { *reinterpret_cast<UnalignedVec*>(p) = v; }
 // A hidden weight is held as panels of kPanel output columns, each panel (in, kPanel) row-major, the last one
 // narrower when kPanel does not divide the width: a block of rows streams through one panel from start to end.
-constexpr int64_t kPanel = 2 * kLanes;
-constexpr int64_t kChunkBlocks = 8;  // blocks of rows per chunk of a large batch: 96 rows, 2 x 96 KB of activations at width 256
+constexpr int kPanelVectors = 4;  // the same on every CPU: a saved kernel's panels load anywhere
+constexpr int64_t kPanel = kPanelVectors * kLanes;
+constexpr int kRowPanels = 8 / kPanelVectors;  // panels summed in registers at a time by the row path: 8 vectors
+constexpr int64_t kChunkBlocks = 16;  // blocks per chunk of a large batch: 96 rows on AVX-512, 2 x 96 KB of activations at width 256
 #if defined(__AVX512F__)
-constexpr int kBlockRows = 12;  // 12 rows x 2 accumulator vectors + 2 weight vectors: 26 of the 32 registers
+// 6 rows x 4 accumulator vectors + 4 weight vectors: 28 of the 32 registers. Measured on the Xeon VM against 12 x 2,
+// 5, 4 and 3 x 8: 11% faster than 12 x 2 on the whole dev set.
+constexpr int kBlockRows = 6;
 constexpr int kTableVectors = 16;  // a table row of 256 floats summed in 16 registers
-constexpr int64_t kBatchedRows = 12;  // measured on a 2-core Xeon VM: blocks win from 12 rows on, tie at 4 and 8
+constexpr int64_t kBatchedRows = 12;  // measured with 12 x 2 blocks on the Xeon VM: blocks won from 12 rows on, tied at 4 and 8
 #else
-constexpr int kBlockRows = 4;  // a Vec is two 8-float registers: 4 x 2 x 2 accumulators, 16 registers
+constexpr int kBlockRows = 2;  // a Vec is two 8-float registers: 2 x 4 x 2 accumulators, 16 registers (not measured)
 constexpr int kTableVectors = 4;
 constexpr int64_t kBatchedRows = 8;
 #endif
@@ -204,32 +208,29 @@ class FusedMLP {
     return packed;
   }
 
-  // out = bias + sum_k x[k] * W^T[active[k], :], NP full panels from panel p on, 2 * NP vectors held in registers.
+  // out = bias + sum_k x[k] * W^T[active[k], :], NP full panels from panel p on, all their vectors in registers.
   template <int NP>
   void sparse_panels(const float* weight, const float* bias, const float* x, const int64_t* active, int64_t n, int64_t p,
                      float* out) const {
     const int64_t H = hidden_;
-    Vec acc[2 * NP];
-    for (int v = 0; v < 2 * NP; ++v) acc[v] = load(bias + p * kPanel + v * kLanes);
+    Vec acc[kPanelVectors * NP];
+    for (int v = 0; v < kPanelVectors * NP; ++v) acc[v] = load(bias + p * kPanel + v * kLanes);
     const float* first = weight + p * kPanel * H;
     for (int64_t k = 0; k < n; ++k) {
       const float* row = first + active[k] * kPanel;
-      for (int q = 0; q < NP; ++q) {
-        acc[2 * q] += x[k] * load(row + q * kPanel * H);
-        acc[2 * q + 1] += x[k] * load(row + q * kPanel * H + kLanes);
-      }
+      for (int q = 0; q < NP; ++q)
+        for (int v = 0; v < kPanelVectors; ++v) acc[q * kPanelVectors + v] += x[k] * load(row + q * kPanel * H + v * kLanes);
     }
-    for (int v = 0; v < 2 * NP; ++v) store(out + p * kPanel + v * kLanes, acc[v]);
+    for (int v = 0; v < kPanelVectors * NP; ++v) store(out + p * kPanel + v * kLanes, acc[v]);
   }
 
   // One row's hidden layer over its active inputs: x[k] is the value of input active[k].
   void hidden_row(const float* weight, const float* bias, const float* x, const int64_t* active, int64_t n, float* out) const {
     const int64_t H = hidden_, full = H / kPanel;
     int64_t p = 0;
-    for (; p + 4 <= full; p += 4) sparse_panels<4>(weight, bias, x, active, n, p, out);
-    if (full - p == 3) sparse_panels<3>(weight, bias, x, active, n, p, out);
-    if (full - p == 2) sparse_panels<2>(weight, bias, x, active, n, p, out);
-    if (full - p == 1) sparse_panels<1>(weight, bias, x, active, n, p, out);
+    for (; p + kRowPanels <= full; p += kRowPanels) sparse_panels<kRowPanels>(weight, bias, x, active, n, p, out);
+    for (; p + 2 <= full; p += 2) sparse_panels<2>(weight, bias, x, active, n, p, out);
+    for (; p < full; ++p) sparse_panels<1>(weight, bias, x, active, n, p, out);
     const int64_t o = full * kPanel, width = H - o;
     if (width == 0) return;
     std::memcpy(out + o, bias + o, width * sizeof(float));
@@ -245,30 +246,26 @@ class FusedMLP {
   template <int R>
   void dense_panel(const float* a, const int64_t* inputs, int64_t n, const float* panel, const float* bias, float* c) const {
     const int64_t H = hidden_;
-    Vec low[R], high[R];
-    for (int r = 0; r < R; ++r) {
-      low[r] = load(bias);
-      high[r] = load(bias + kLanes);
-    }
+    Vec acc[R][kPanelVectors];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kPanelVectors; ++v) acc[r][v] = load(bias + v * kLanes);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t k = inputs[i];
-      const Vec w0 = load(panel + k * kPanel), w1 = load(panel + k * kPanel + kLanes);
+      Vec w[kPanelVectors];
+      for (int v = 0; v < kPanelVectors; ++v) w[v] = load(panel + k * kPanel + v * kLanes);
       for (int r = 0; r < R; ++r) {
         const float x = a[r * H + k];
-        low[r] += x * w0;
-        high[r] += x * w1;
+        for (int v = 0; v < kPanelVectors; ++v) acc[r][v] += x * w[v];
       }
     }
     const Vec zero = {};
-    for (int r = 0; r < R; ++r) {
-      store(c + r * H, low[r] > zero ? low[r] : zero);
-      store(c + r * H + kLanes, high[r] > zero ? high[r] : zero);
-    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kPanelVectors; ++v) store(c + r * H + v * kLanes, acc[r][v] > zero ? acc[r][v] : zero);
   }
 
   // Rows [begin, end) of one hidden layer, R rows at a time (end - begin a multiple of R), panel by panel. A trained
-  // model's units are active in few of the rows or none (on SST-2's dev set at the baseline, 12 rows together use
-  // 73-94% of a layer's inputs, one row 28-39%): each block skips the inputs none of its rows uses.
+  // model's units are active in few of the rows or none (on SST-2's dev set at the baseline, 6 rows together use
+  // 70-81% of a layer's inputs, one row 28-39%): each block skips the inputs none of its rows uses.
   template <int R>
   void dense_rows(const float* weight, const float* bias, const float* a, int64_t begin, int64_t end, float* c) const {
     const int64_t H = hidden_, full = H / kPanel, o = full * kPanel, width = H - o;
