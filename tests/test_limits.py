@@ -52,3 +52,16 @@ def test_a_trainings_floor_is_every_steps_adam_update_plus_three_times_the_forwa
 
 def test_an_adam_step_over_more_parameters_takes_longer():
     assert 0 < adam_step_seconds(1_000, threads=1) < adam_step_seconds(4_000_000, threads=1)
+
+
+def test_each_limit_is_the_best_of_its_rounds(monkeypatch):
+    """A neighbour can slow a round, never speed one up: the highest rates and the lowest call floors are kept."""
+    from sst2mlp import limits
+
+    rounds = iter([({"64x8@8x8": 50.0}, 200.0, {"l2": 70.0, "l3": 20.0, "memory": 9.0}, (3e-7, 9e-7)),
+                   ({"64x8@8x8": 90.0}, 150.0, {"l2": 60.0, "l3": 30.0, "memory": 8.0}, (2e-7, 1e-6))])
+    monkeypatch.setattr(limits, "_one_round", lambda shapes, caches, extension: next(rounds))
+    measured = limits.measure([8], threads=1, extension=object(), rounds=2)
+    assert (measured.peak_gflops, measured.int8_peak_gflops) == (90.0, 200.0)
+    assert measured.read_gb_per_s == {"l2": 70.0, "l3": 30.0, "memory": 9.0}
+    assert (measured.call_floor_seconds, measured.allocation_floor_seconds) == (2e-7, 9e-7)
