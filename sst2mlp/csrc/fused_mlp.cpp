@@ -229,7 +229,6 @@ class FusedMLP {
     const int64_t H = hidden_, full = H / kPanel;
     int64_t p = 0;
     for (; p + kRowPanels <= full; p += kRowPanels) sparse_panels<kRowPanels>(weight, bias, x, active, n, p, out);
-    for (; p + 2 <= full; p += 2) sparse_panels<2>(weight, bias, x, active, n, p, out);
     for (; p < full; ++p) sparse_panels<1>(weight, bias, x, active, n, p, out);
     const int64_t o = full * kPanel, width = H - o;
     if (width == 0) return;
@@ -241,8 +240,8 @@ class FusedMLP {
   }
 
   // relu(bias + sum over the inputs k in `inputs` of a[:, k] * W^T[k, :]) for R rows of a (stride H) and one full
-  // panel, into c (stride H): a matrix product's micro-kernel, R x 2 vectors of sums in registers, each weight vector
-  // loaded once for the R rows. `inputs` are the inputs active in at least one of the rows: the others add only zeros.
+  // panel, into c (stride H): a matrix product's micro-kernel, R x kPanelVectors vectors of sums in registers, each
+  // weight vector loaded once for the R rows. `inputs` are the inputs active in at least one of the rows: the others add only zeros.
   template <int R>
   void dense_panel(const float* a, const int32_t* inputs, int64_t n, const float* panel, const float* bias, float* c) const {
     const int64_t H = hidden_;
@@ -292,15 +291,16 @@ class FusedMLP {
   // Rows [begin, end) of one hidden layer, R rows at a time (end - begin a multiple of R), panel by panel. A trained
   // model's units are active in few of the rows or none (on SST-2's dev set at the baseline, 6 rows together use
   // 70-81% of a layer's inputs, one row 28-39%): each block skips the inputs none of its rows uses.
+  // inputs: scratch for H + kLanes positions (used_inputs writes whole vectors).
   template <int R>
-  void dense_rows(const float* weight, const float* bias, const float* a, int64_t begin, int64_t end, float* c) const {
+  void dense_rows(const float* weight, const float* bias, const float* a, int64_t begin, int64_t end, float* c,
+                  int32_t* inputs) const {
     const int64_t H = hidden_, full = H / kPanel, o = full * kPanel, width = H - o;
-    std::vector<int32_t> inputs(H + kLanes);  // room for a whole vector of positions past the last one
     for (int64_t r = begin; r < end; r += R) {
       const float* rows = a + r * H;
-      const int64_t n = used_inputs<R>(rows, inputs.data());
+      const int64_t n = used_inputs<R>(rows, inputs);
       for (int64_t p = 0; p < full; ++p)
-        dense_panel<R>(rows, inputs.data(), n, weight + p * kPanel * H, bias + p * kPanel, c + r * H + p * kPanel);
+        dense_panel<R>(rows, inputs, n, weight + p * kPanel * H, bias + p * kPanel, c + r * H + p * kPanel);
       if (width == 0) continue;
       for (int i = 0; i < R; ++i) {
         float* out = c + (r + i) * H + o;
@@ -322,10 +322,11 @@ class FusedMLP {
       std::vector<float> buffers(2 * chunk_rows * hidden_ + kFloatsPerLine);
       std::vector<float> x(hidden_);
       std::vector<int64_t> active(hidden_);
+      std::vector<int32_t> inputs(hidden_ + kLanes);  // room for a whole vector of positions past the last one
       for (int64_t chunk = begin; chunk < end; ++chunk) {
         const int64_t first = chunk * chunk_rows;
         chunk_forward(ids, starts + first, counts, std::min(chunk_rows, rows - first), cache_line_aligned(buffers.data()),
-                      x.data(), active.data(), out + first);
+                      x.data(), active.data(), inputs.data(), out + first);
       }
     });
   }
@@ -333,7 +334,7 @@ class FusedMLP {
   // Rows [0, rows) of a chunk (starts: its rows' offsets): the input layer row by row, each hidden layer over blocks
   // of kBlockRows rows, then of 4, the rest by the row path, then the output dot products. a: 2 x rows x H floats.
   void chunk_forward(const int64_t* ids, const int64_t* starts, const float* counts, int64_t rows, float* a, float* x,
-                     int64_t* active, float* out) const {
+                     int64_t* active, int32_t* inputs, float* out) const {
     const int64_t H = hidden_;
     float* c = a + rows * H;
     const int64_t blocked = rows / kBlockRows * kBlockRows;
@@ -345,8 +346,8 @@ class FusedMLP {
     for (size_t l = 0; l < hidden_weights_.size(); ++l) {
       const float* weight = hidden_weights_[l].data_ptr<float>();
       const float* bias = hidden_biases_[l].data_ptr<float>();
-      dense_rows<kBlockRows>(weight, bias, a, 0, blocked, c);
-      dense_rows<4>(weight, bias, a, blocked, quads, c);
+      dense_rows<kBlockRows>(weight, bias, a, 0, blocked, c, inputs);
+      dense_rows<4>(weight, bias, a, blocked, quads, c, inputs);
       for (int64_t r = quads; r < rows; ++r) {
         const int64_t n = active_inputs(a + r * H, x, active);
         hidden_row(weight, bias, x, active, n, c + r * H);
