@@ -121,10 +121,11 @@ def test_fused_matches_dense_for_any_depth(num_layers):
     assert torch.allclose(predict_logits(fused, bags), predict_logits(model, bags), rtol=0, atol=1e-6)
 
 
-# widths that take each of the kernel's loops (panels of 64 outputs, summed 2 at a time by the row path; table rows
-# in chunks of 256, 64 and 16): no whole panel; a panel and a remainder; one pair; a pair, a panel and a remainder;
-# two pairs; two pairs and a panel
-@pytest.mark.parametrize("hidden", [48, 72, 128, 200, 256, 320])
+# widths that take each of the kernel's loops (panels of 64 outputs, summed 2 at a time by the row path with AVX-512;
+# table rows in chunks of 256, 64 and 16 with AVX-512, of 96, 32 and 8 with AVX2; inputs selected a vector at a time,
+# then one by one): no whole panel; a panel and a remainder; one pair; a pair, a panel and a remainder; a remainder
+# that is not a whole vector; two pairs; two pairs and a panel
+@pytest.mark.parametrize("hidden", [48, 72, 128, 200, 100, 256, 320])
 def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
     """Batches of any size, dividing the rows or not, with rows that have no known word (the bias alone)."""
     words = [f"w{i}" for i in range(60)]

@@ -33,24 +33,26 @@ namespace {
 
 constexpr int64_t kGrainRows = 16;  // rows per task when a batch is split over threads
 constexpr int64_t kFloatsPerLine = 16;  // a 64-byte cache line
-constexpr int kLanes = 16;  // floats per vector: one AVX-512 register (two AVX2 registers elsewhere)
+// Floats per vector: one register. GCC lowers a generic vector wider than the registers through the stack (a
+// 16-float vector on AVX2 made the kernel 8x slower than TorchScript at batch 64 on a Zen 3 VM).
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 // Loads and stores through an unaligned, aliasing vector type: with memcpy into arrays of Vec, GCC 12 kept the
 // micro-kernel's sums on the stack, a store per multiply-add.
 typedef float UnalignedVec __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float)), may_alias));
 inline Vec load(const float* p) { return *reinterpret_cast<const UnalignedVec*>(p); }
-// 16 int8 values as floats. GCC 12 turns __builtin_convertvector from int8 into one scalar instruction per value.
+// kLanes int8 values as floats. GCC 12 turns __builtin_convertvector from int8 into one scalar instruction per value.
 inline Vec load(const int8_t* p) {
 #if defined(__AVX512F__)
   return reinterpret_cast<Vec>(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
 #elif defined(__AVX2__)
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256 low = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
-  const __m256 high = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)));
-  Vec v;
-  std::memcpy(&v, &low, sizeof(low));
-  std::memcpy(reinterpret_cast<char*>(&v) + sizeof(low), &high, sizeof(high));
-  return v;
+  return reinterpret_cast<Vec>(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
 #else
   Vec v;
   for (int i = 0; i < kLanes; ++i) v[i] = static_cast<float>(p[i]);
@@ -60,20 +62,39 @@ inline Vec load(const int8_t* p) {
 inline void store(float* p, Vec v) { *reinterpret_cast<UnalignedVec*>(p) = v; }
 // A hidden weight is held as panels of kPanel output columns, each panel (in, kPanel) row-major, the last one
 // narrower when kPanel does not divide the width: a block of rows streams through one panel from start to end.
-constexpr int kPanelVectors = 4;  // the same on every CPU: a saved kernel's panels load anywhere
-constexpr int64_t kPanel = kPanelVectors * kLanes;
-constexpr int kRowPanels = 8 / kPanelVectors;  // panels summed in registers at a time by the row path: 8 vectors
-constexpr int64_t kChunkBlocks = 16;  // blocks per chunk of a large batch: 96 rows on AVX-512, 2 x 96 KB of activations at width 256
+constexpr int64_t kPanel = 64;  // the same on every CPU: a saved kernel's panels load anywhere
+constexpr int kPanelVectors = kPanel / kLanes;
+constexpr int kRowPanels = std::max(1, 8 / kPanelVectors);  // panels summed in registers at a time by the row path: 8 vectors
+constexpr int64_t kChunkRows = 96;  // rows per chunk of a large batch: 2 x 96 KB of activations at width 256
 #if defined(__AVX512F__)
-// 6 rows x 4 accumulator vectors + 4 weight vectors: 28 of the 32 registers. Measured on the Xeon VM against 12 x 2,
-// 5, 4 and 3 x 8: 11% faster than 12 x 2 on the whole dev set.
+// A block: 6 rows x 4 accumulator vectors + 4 weight vectors, 28 of the 32 registers. Measured on the Xeon VM against
+// 12 x 2, 5, 4 and 3 x 8: 11% faster than 12 x 2 on the whole dev set.
 constexpr int kBlockRows = 6;
+constexpr int kTileVectors = 4;  // a whole panel
 constexpr int kTableVectors = 16;  // a table row of 256 floats summed in 16 registers
 constexpr int64_t kBatchedRows = 12;  // measured with 12 x 2 blocks on the Xeon VM: blocks won from 12 rows on, tied at 4 and 8
 #else
-constexpr int kBlockRows = 2;  // a Vec is two 8-float registers: 2 x 4 x 2 accumulators, 16 registers (not measured)
-constexpr int kTableVectors = 4;
-constexpr int64_t kBatchedRows = 8;
+// 16 registers: a block of 2 rows x 4 accumulator vectors + 4 weight vectors, a tile of half a panel. Measured on a
+// Zen 3 VM (AVX2) against 3 x 4 (which spills), 3, 4 and 6 x 2: as fast as 6 x 2, the others up to 15% slower.
+constexpr int kBlockRows = 2;
+constexpr int kTileVectors = 4;
+constexpr int kTableVectors = 12;
+constexpr int64_t kBatchedRows = 6;  // on the Zen 3 VM: blocks won from 6 rows on, tied at 4, lost 7% at 2
+#endif
+static_assert(kPanelVectors % kTileVectors == 0, "a panel is a whole number of tiles");
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// For each 8-lane mask, the positions of its set lanes in increasing order as bytes (the rest zero).
+struct SetLanes {
+  uint64_t of[256];
+  constexpr SetLanes() : of() {
+    for (int mask = 0; mask < 256; ++mask)
+      for (int lane = 0, n = 0; lane < 8; ++lane)
+        if (mask >> lane & 1) of[mask] |= static_cast<uint64_t>(lane) << (8 * n++);
+  }
+  const uint64_t& operator[](int mask) const { return of[mask]; }
+};
+constexpr SetLanes kSetLanes;
 #endif
 
 // Whether a batch's hidden layers run in blocks of rows (kBatchedRows is the smallest such batch) or row by row.
@@ -240,31 +261,39 @@ class FusedMLP {
   }
 
   // relu(bias + sum over the inputs k in `inputs` of a[:, k] * W^T[k, :]) for R rows of a (stride H) and one full
-  // panel, into c (stride H): a matrix product's micro-kernel, R x kPanelVectors vectors of sums in registers, each
-  // weight vector loaded once for the R rows. `inputs` are the inputs active in at least one of the rows: the others add only zeros.
+  // panel, into c (stride H): a matrix product's micro-kernel, tile by tile, R x kTileVectors vectors of sums in
+  // registers, each weight vector loaded once for the R rows. `inputs` are the inputs active in at least one of the rows: the others add only zeros.
   template <int R>
   void dense_panel(const float* a, const int32_t* inputs, int64_t n, const float* panel, const float* bias, float* c) const {
+    for (int t = 0; t < kPanelVectors; t += kTileVectors) dense_tile<R>(a, inputs, n, panel, bias, c, t * kLanes);
+  }
+
+  // dense_panel's columns [o, o + kTileVectors * kLanes) of the panel: R x kTileVectors sums in registers.
+  template <int R>
+  void dense_tile(const float* a, const int32_t* inputs, int64_t n, const float* panel, const float* bias, float* c,
+                  int64_t o) const {
     const int64_t H = hidden_;
-    Vec acc[R][kPanelVectors];
+    Vec acc[R][kTileVectors];
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < kPanelVectors; ++v) acc[r][v] = load(bias + v * kLanes);
+      for (int v = 0; v < kTileVectors; ++v) acc[r][v] = load(bias + o + v * kLanes);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t k = inputs[i];
-      Vec w[kPanelVectors];
-      for (int v = 0; v < kPanelVectors; ++v) w[v] = load(panel + k * kPanel + v * kLanes);
+      Vec w[kTileVectors];
+      for (int v = 0; v < kTileVectors; ++v) w[v] = load(panel + k * kPanel + o + v * kLanes);
       for (int r = 0; r < R; ++r) {
         const float x = a[r * H + k];
-        for (int v = 0; v < kPanelVectors; ++v) acc[r][v] += x * w[v];
+        for (int v = 0; v < kTileVectors; ++v) acc[r][v] += x * w[v];
       }
     }
     const Vec zero = {};
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < kPanelVectors; ++v) store(c + r * H + v * kLanes, acc[r][v] > zero ? acc[r][v] : zero);
+      for (int v = 0; v < kTileVectors; ++v)
+        store(c + r * H + o + v * kLanes, acc[r][v] > zero ? acc[r][v] : zero);
   }
 
   // The inputs (columns of rows, R rows of stride H) positive in at least one row, in increasing order, into inputs;
   // returns how many. With AVX-512, 16 at a time: a mask per row, compressed into positions in a register (a
-  // compressing store to memory is slow on Zen 4).
+  // compressing store to memory is slow on Zen 4); with AVX2, 8 at a time, the mask's set lanes from a table.
   template <int R>
   int64_t used_inputs(const float* rows, int32_t* inputs) const {
     const int64_t H = hidden_;
@@ -276,6 +305,17 @@ class FusedMLP {
       for (int i = 0; i < R; ++i) used |= _mm512_cmp_ps_mask(_mm512_loadu_ps(rows + i * H + k), _mm512_setzero_ps(), _CMP_GT_OQ);
       const __m512i positions = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(k)));
       _mm512_storeu_si512(inputs + n, _mm512_maskz_compress_epi32(used, positions));
+      n += __builtin_popcount(used);
+    }
+#elif defined(__AVX2__)
+    for (; k + kLanes <= H; k += kLanes) {
+      __m256 any = _mm256_setzero_ps();
+      for (int i = 0; i < R; ++i)
+        any = _mm256_or_ps(any, _mm256_cmp_ps(_mm256_loadu_ps(rows + i * H + k), _mm256_setzero_ps(), _CMP_GT_OQ));
+      const int used = _mm256_movemask_ps(any);
+      const __m256i order = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kSetLanes[used])));
+      const __m256i positions = _mm256_add_epi32(order, _mm256_set1_epi32(static_cast<int32_t>(k)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(inputs + n), positions);
       n += __builtin_popcount(used);
     }
 #endif
@@ -312,11 +352,11 @@ class FusedMLP {
     }
   }
 
-  // The batch in chunks of up to kChunkBlocks blocks (at least one per thread), each chunk through every layer before
+  // The batch in chunks of up to kChunkRows rows (at least one per thread), each chunk through every layer before
   // the next: its activations stay in the L2 cache (the whole dev set's, 2 x 872 rows x 1 KB at width 256, do not).
   void batched_forward(const int64_t* ids, const int64_t* starts, const float* counts, int64_t rows, float* out) const {
     const int64_t per_thread = (rows + at::get_num_threads() - 1) / at::get_num_threads();
-    const int64_t chunk_rows = std::min(kChunkBlocks, (per_thread + kBlockRows - 1) / kBlockRows) * kBlockRows;
+    const int64_t chunk_rows = std::min(kChunkRows / kBlockRows, (per_thread + kBlockRows - 1) / kBlockRows) * kBlockRows;
     const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> buffers(2 * chunk_rows * hidden_ + kFloatsPerLine);
