@@ -66,6 +66,29 @@ class Canary:
 
 
 @dataclass
+class WaitBudget:
+    """The run's allowance for waiting on a quiet machine: at most `share` of the wall time the run has taken so far.
+
+    On a VM whose slow state lasts for most of a run, a per-benchmark budget alone multiplies into hours (10 s each
+    over 900 benchmarks); this one bounds the whole run's waiting at a fixed share of it, busy or quiet."""
+
+    share: float
+    clock: Callable[[], float] = time.monotonic
+    start: float | None = None
+    spent: float = 0.0
+
+    def __post_init__(self):
+        if self.start is None:
+            self.start = self.clock()
+
+    def available(self) -> float:
+        return max(0.0, self.share * (self.clock() - self.start) - self.spent)
+
+    def spend(self, seconds: float) -> None:
+        self.spent += seconds
+
+
+@dataclass
 class QuietGate:
     """A pedantic `setup` that first, at most every `check_interval` seconds, waits while the machine is slow.
 
@@ -84,6 +107,7 @@ class QuietGate:
     probe: Callable[[], object] | None = None
     probe_key: Callable[[], Hashable] = lambda: None  # which inputs the last round ran on
     quiet_speed: float = QUIET_SPEED  # the canary speed at which rounds may run
+    budget: WaitBudget | None = None  # the run's waiting allowance, shared by every benchmark's gate
     waited: float = 0.0
     checks: int = 0
     slow_checks: int = 0  # checks that found the machine slow and waited
@@ -109,27 +133,37 @@ class QuietGate:
         if fastest < PACE_MIN_SECONDS or last_round <= SLOW_ROUND * fastest:
             return
         self.slow_rounds += 1
-        start = self.clock()
-        while self.waited + (self.clock() - start) < self.max_wait:  # no sleep: a round after one runs cold
+        start, allowance = self.clock(), self._allowance()
+        while self.clock() - start < allowance:  # no sleep: a round after one runs cold
             began = self.clock()
             self.probe()
             call = self.clock() - began
             fastest = self.fastest_round[key] = min(fastest, call)
             if call <= SLOW_ROUND * fastest:
                 break
-        self.waited += self.clock() - start
+        self._spend(self.clock() - start)
 
     def _wait_for_full_speed(self) -> None:
-        start = self.clock()
+        start, allowance = self.clock(), self._allowance()
         while True:
             speed = self.canary.speed()
             self.checks += 1
-            if speed >= self.quiet_speed or self.waited + (self.clock() - start) >= self.max_wait:
+            if speed >= self.quiet_speed or self.clock() - start >= allowance:
                 break
             self.slow_checks += 1
             self.sleep(self.pause)
-        self.waited += self.clock() - start
+        self._spend(self.clock() - start)
         self.speeds.append(speed)
+
+    def _allowance(self) -> float:
+        """Seconds this wait may take: what is left of the benchmark's budget and of the run's."""
+        left = self.max_wait - self.waited
+        return min(left, self.budget.available()) if self.budget is not None else left
+
+    def _spend(self, seconds: float) -> None:
+        self.waited += seconds
+        if self.budget is not None:
+            self.budget.spend(seconds)
 
     def info(self) -> dict:
         """machine_speed: median speed when rounds ran; measured_while_slow: the share of them below quiet_speed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,11 @@ class ColdStarts:
             write_shipped(prepared, config, example, folder)
             self._folders[key] = folder
         return ColdStartRuns(impl, self._folders[key], threads, self.denormals)
+
+    def release(self, config: ModelConfig) -> None:
+        """Remove the shipped files of `config` (after its last benchmark)."""
+        for key in [key for key in self._folders if key[0] == config]:
+            shutil.rmtree(self._folders.pop(key), ignore_errors=True)
 
     def close(self) -> None:
         """Remove the shipped files (at the end of the session)."""

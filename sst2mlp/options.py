@@ -55,6 +55,10 @@ def fraction(text: str) -> float:
     return _number_where(lambda v: 0 < v <= 1, "a fraction above 0 and at most 1, such as 0.8", text)
 
 
+def share(text: str) -> float:
+    return _number_where(lambda v: 0 <= v <= 1, "a share from 0 to 1, such as 0.1", text)
+
+
 def choice(values: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if str(text).strip() not in values:
@@ -99,6 +103,12 @@ def folder(text: str) -> str:
     return str(text)
 
 
+def journal_path(text: str) -> str:
+    if not str(text).strip().endswith(".jsonl"):
+        raise argparse.ArgumentTypeError(f"expected the path of a run's journal, <storage>/partial/*.jsonl, got {text!r}")
+    return str(text)
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -118,9 +128,10 @@ OPTIONS = (
     Option("--sst2-vocabs", "vocabs", positive_int_list, "1000,5000,10000", "LIST", "vocabulary sizes of the grid"),
     Option("--sst2-impls", "impls", impl_list(IMPL_NAMES), ",".join(IMPL_NAMES), "LIST",
            "implementations and runtimes timed for latency, throughput and cold start"),
-    Option("--sst2-train-impls", "train_impls", impl_list(TRAINABLE), "dense", "LIST",
-           f"implementations timed for training ({', '.join(TRAINABLE)}); sparse training adds about 22 minutes "
-           "to a full run"),
+    Option("--sst2-train-impls", "train_impls", impl_list(TRAINABLE), "sparse", "LIST",
+           f"trainers timed for training ({', '.join(TRAINABLE)}); the first one's models are the weights every impl "
+           "runs. sparse, the default, is the fastest exact trainer (the report's dense model and Adam, with the same "
+           "losses to float rounding); dense is the report's own, about 2.5x slower (45 more minutes on a full run)"),
     Option("--sst2-threads", "threads", positive_int_list, "1", "LIST", "torch threads; a list (1,2) adds a thread axis"),
     Option("--sst2-train-rounds", "train_rounds", positive_int, "4", "N",
            "timed 2-epoch trainings per configuration, after one warm-up training"),
@@ -142,6 +153,10 @@ OPTIONS = (
            "latency and throughput rounds run only while a canary says the machine is at full speed; a benchmark "
            "waits at most this long in all for it (then measures anyway and records the share measured while slow); "
            "0: never wait"),
+    Option("--sst2-quiet-budget", "quiet_budget", share, "0.1", "FRACTION",
+           "the whole run waits for a quiet machine at most this share of its wall time so far (on a VM that stays "
+           "slow, waiting buys nothing; a benchmark that finds the budget spent measures at once and records the "
+           "share measured while slow); 0: never wait"),
     Option("--sst2-quiet-speed", "quiet_speed", fraction, str(QUIET_SPEED), "FRACTION",
            "the canary reading, as a fraction of the session's fastest, at which the machine counts as at full speed "
            "and rounds may run; 0.9 also waits out the slower part of full speed, at the cost of more waiting"),
@@ -157,6 +172,12 @@ OPTIONS = (
            "training on 10,000 examples, 2 timed rounds, 0.2 s per latency benchmark, at most 2 s of waiting for quiet, "
            "3 cold-start processes); "
            "explicit options still win"),
+    Option("--sst2-resume", "resume", journal_path, None, "JOURNAL",
+           "continue an interrupted run from its journal (<storage>/partial/*.jsonl, named when the run stops): only "
+           "the benchmarks it did not finish run, and the run is saved as one; refused, naming the difference, if "
+           "the options, benchmarks, machine, packages or commit differ"),
+    Option("--sst2-resume-commit", "resume_commit", choice(("same", "any")), "same", "MODE",
+           "any: let --sst2-resume continue a run made at another commit (the saved run records every session)"),
     Option("--sst2-data", "data_dir", folder, None, "DIR",
            "local SST-2 folder (GLUE train.tsv/dev.tsv or the hub's parquet files); default: $SST2_DATA_DIR, "
            "else the hub"),
@@ -187,6 +208,7 @@ class SuiteOptions:
     latency_rounds: int = _default("latency_rounds")
     min_time: float = _default("min_time")
     quiet_wait: float = _default("quiet_wait")
+    quiet_budget: float = _default("quiet_budget")
     quiet_speed: float = _default("quiet_speed")
     data_dir: str | None = _default("data_dir")
     seed: int = _default("seed")
@@ -196,6 +218,8 @@ class SuiteOptions:
     coldstart_rounds: int = _default("coldstart_rounds")
     progress: str = _default("progress")
     preset: str = _default("preset")
+    resume: str | None = _default("resume")
+    resume_commit: str = _default("resume_commit")
 
     def __post_init__(self):
         if self.seeds is not None and self.seeds < self.trained_rounds:

@@ -2,25 +2,32 @@
 the state of a run is the `Suite` (sst2mlp.suite), the work is done by the package."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import torch
+from pytest_benchmark.utils import get_commit_info, safe_dumps
 
 from .case import BenchmarkCase
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
 from .impls import IMPLS, RuntimeUnavailable
+from .journal import FOLDER as JOURNAL_FOLDER
+from .journal import Journal, JournalError, RunIdentity
 from .kernel import KernelUnavailable
 from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from .model import ModelConfig
 from .options import OPTIONS, SuiteOptions
 from .progress import Planned, Progress
+from .schedule import by_configuration, configuration_of, last_of_configuration
 from .suite import Suite
 
 UNSTABLE_SHOWN = 8
+ROOFLINE_GROUPS = ("inference", "throughput", "training")  # the groups whose records set a timing against the machine's floor
 
 
 def pytest_addoption(parser):
@@ -42,11 +49,17 @@ def pytest_configure(config):
     problem = _xdist_problem(config)
     if problem:
         raise pytest.UsageError(problem)
+    resumed = None
+    if options.resume is not None:
+        try:
+            resumed = Journal.read(Path(options.resume))
+        except JournalError as error:
+            raise pytest.UsageError(str(error)) from None
     config.sst2_options = options
     config.sst2_suite = Suite(options)
     # before torch starts its worker threads, which inherit the setting
     denormals = {"mode": options.denormals, "flush_supported": set_denormals(options.denormals)}
-    config.pluginmanager.register(RunHooks(config, config.sst2_suite, denormals), "sst2mlp-run")
+    config.pluginmanager.register(RunHooks(config, config.sst2_suite, denormals, resumed), "sst2mlp-run")
 
 
 def _names(argnames) -> list[str]:
@@ -118,16 +131,29 @@ def _in_benchmarks(path: Path, root: Path) -> bool:
 class RunHooks:
     """The hooks of one run, holding what they share (no module-level state)."""
 
-    def __init__(self, config, suite: Suite, denormals: dict):
+    def __init__(self, config, suite: Suite, denormals: dict, resumed: Journal | None = None):
         self.config, self.suite, self.denormals = config, suite, denormals
+        self.resumed = resumed  # the journal of the interrupted run this one continues (--sst2-resume)
+        self.journal: Journal | None = None  # where this run writes each finished benchmark
+        self.identity: RunIdentity | None = None
+        self.started = time.monotonic()
+        self.session_id = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+        self.wall_by_group: dict[str, float] = {}  # wall seconds of this session's benchmarks, by group
+        self.groups: dict[str, str | None] = {}
+        self._began = 0.0
+        self._session_ended = False
         self.load: dict | None = None
         self.planned: set[str] = set()  # the suite's benchmarks in this run
+        self.release_after: dict[str, ModelConfig] = {}  # each configuration's last benchmark
         self.left_out: list[str] = []  # interrupted benchmarks, not saved
         self.previous_sigterm = None
         self.interrupted = False
 
+    def pytest_keyboard_interrupt(self, excinfo):
+        self.interrupted = True  # before any plugin's sessionfinish (pytest-benchmark saves in its own)
+
     def pytest_sessionfinish(self, session, exitstatus):
-        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self.interrupted = self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
 
     def pytest_unconfigure(self, config):
         self.suite.coldstarts.close()
@@ -135,11 +161,39 @@ class RunHooks:
             signal.signal(signal.SIGTERM, self.previous_sigterm)
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json):
-        """A benchmark interrupted midway (Ctrl-C, SIGTERM) has rounds but no record: it is not saved as if finished."""
+        """A benchmark interrupted midway (Ctrl-C, SIGTERM) has rounds but no record: it is not saved as if finished.
+        A resumed run saves every session's benchmarks, in the order of the run's plan, as one run."""
         finished = self.suite.finished
         kept = [b for b in output_json["benchmarks"] if b.get("fullname") not in self.planned or b.get("fullname") in finished]
         self.left_out = [b.get("name") for b in output_json["benchmarks"] if b not in kept]
+        if self.resumed is not None:
+            kept = merged_run(self.journal.records, kept, self.journal.identity.benchmarks)
         output_json["benchmarks"] = kept
+        output_json["machine_info"]["sst2mlp_run"] = self._run_info()
+
+    def _session(self) -> dict:
+        """This session's wall time, peak resident memory and where its time went (written once, at the first save)."""
+        suite = self.suite
+        return {"id": self.session_id, "wall_seconds": round(time.monotonic() - self.started, 1),
+                "peak_rss_bytes": suite.memory.peak.process_peak_bytes(),
+                "interrupted": self.interrupted,
+                "seconds": {**{f"{group} benchmarks": round(seconds, 1) for group, seconds in self.wall_by_group.items()},
+                            "building impls and runtimes": round(suite.variants.build_seconds, 1),
+                            "waiting for a quiet machine": round(suite.wait_budget.spent, 1),
+                            "seeds' accuracies (untimed trainings)": round(suite.seeds.seconds, 1),
+                            "memory measurements": round(suite.memory.seconds, 1)}}
+
+    def _run_info(self) -> dict:
+        """machine_info["sst2mlp_run"]: every session of the run (one unless resumed), its total wall time and peak."""
+        session = self._session()
+        if self.journal is not None and not self._session_ended:
+            self.journal.end_session(session)
+            self._session_ended = True
+        sessions = list(self.journal.sessions) if self.journal is not None else [{**session, "ended": True}]
+        return {"sessions": sessions, "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
+                "peak_rss_bytes": max(s["peak_rss_bytes"] for s in sessions),
+                "journal": str(self.journal.path) if self.journal is not None else None,
+                "started": self.journal.started if self.journal is not None else None}
 
     @pytest.hookimpl(trylast=True)  # after -k and -m: the counts are of the benchmarks the run would have had
     def pytest_collection_modifyitems(self, session, config, items):
@@ -157,6 +211,24 @@ class RunHooks:
             _deselect(config, items, group)
             config.issue_config_time_warning(
                 pytest.PytestWarning(f"sst2mlp: {problem}; its {len(group)} benchmark(s) are left out"), stacklevel=2)
+        items[:] = by_configuration(items)
+        if _saves(config):
+            planned = [item.nodeid for item in _benchmarks(items)]
+            self.identity = RunIdentity.current(config.sst2_options, planned, get_commit_info())
+        if self.resumed is not None:
+            self._resume(config, items)
+
+    def _resume(self, config, items: list) -> None:
+        """Refuse a resume whose results would not be one run's; else leave out what the journal holds."""
+        if self.identity is None:
+            raise pytest.UsageError(f"--sst2-resume {self.resumed.path}: this run saves nothing; expected the options "
+                                    "that saved the interrupted run (--benchmark-autosave, --benchmark-save or --benchmark-json)")
+        differences = self.identity.differences(self.resumed.identity, any_commit=config.sst2_options.resume_commit == "any")
+        if differences:
+            raise pytest.UsageError(f"--sst2-resume {self.resumed.path}: cannot continue that run, it differs from this "
+                                    f"one in {len(differences)} way(s): " + "; ".join(differences))
+        done = self.resumed.finished()
+        _deselect(config, items, [item for item in items if item.nodeid in done])
 
     def pytest_collection_finish(self, session):
         """Before any benchmark: check the data and the grid once (one error, not one per benchmark), then record
@@ -173,11 +245,16 @@ class RunHooks:
         except (DataError, ValueError) as error:
             pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         self.planned = {item.nodeid for item in benchmarks}
+        self.groups = {item.nodeid: _group(item) for item in benchmarks}
+        if self.identity is not None and not config.getoption("benchmark_disable", False):
+            self.journal = self.resumed or Journal.create(_storage_folder(config) / JOURNAL_FOLDER, self.identity)
+            self.journal.drop_cut_line()
+        self.release_after = last_of_configuration([(item.nodeid, configuration_of(item)) for item in benchmarks])
         self.previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         for warning in (*suite.corpus.warnings(), *config.sst2_options.cost_warnings(), *_unsaved(config)):
             config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
         self.load = machine_load()
-        if not config.getoption("benchmark_disable", False) and any(_group(item) in ("inference", "throughput") for item in benchmarks):
+        if not config.getoption("benchmark_disable", False) and any(_group(item) in ROOFLINE_GROUPS for item in benchmarks):
             suite.measure_limits()  # before the first timed benchmark, after the load reading
         if shows_progress(config.sst2_options.progress, config.get_verbosity()):
             reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -188,11 +265,27 @@ class RunHooks:
             if warning:
                 config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
 
+    def pytest_runtest_teardown(self, item, nextitem):
+        """A finished benchmark goes to the journal before the next one starts (its fixture is still there)."""
+        fixture = (getattr(item, "funcargs", None) or {}).get("benchmark")
+        if self.journal is None or item.nodeid not in self.suite.finished or fixture is None or fixture.stats is None:
+            return
+        include_data = bool(self.config.getoption("benchmark_json", None)) or self.config.getoption("benchmark_save_data", False)
+        self.journal.append(json.loads(safe_dumps(fixture.stats.as_dict(include_data=include_data))),
+                            {"id": self.session_id, "wall_seconds": round(time.monotonic() - self.started, 1),
+                             "peak_rss_bytes": self.suite.memory.peak.process_peak_bytes()})
+
     def pytest_runtest_logstart(self, nodeid, location):
+        self._began = time.monotonic()
         if self.suite.progress is not None and nodeid in self.suite.progress:
             self.suite.progress.benchmark_started(nodeid)
 
     def pytest_runtest_logfinish(self, nodeid, location):
+        group = self.groups.get(nodeid)
+        if group is not None:
+            self.wall_by_group[group] = self.wall_by_group.get(group, 0.0) + time.monotonic() - self._began
+        if nodeid in self.release_after:  # after the test's teardown: its case no longer holds the variant
+            self.suite.release(self.release_after[nodeid])
         if self.suite.progress is not None and nodeid in self.suite.progress:
             self.suite.progress.benchmark_finished(nodeid)
 
@@ -215,6 +308,10 @@ class RunHooks:
             dropped = (f"; not saved, as it had not finished: {', '.join(sorted(set(self.left_out)))}" if self.left_out else "")
             terminalreporter.write_line(f"sst2mlp: the run was interrupted; the {len(self.suite.finished)} finished "
                                         f"benchmark(s) are {saved}{dropped}", yellow=True)
+        if self.journal is not None and (self.interrupted or len(self.journal.finished()) < len(self.journal.identity.benchmarks)):
+            terminalreporter.write_line(f"sst2mlp: {len(self.journal.finished())} of the run's {len(self.journal.identity.benchmarks)} "
+                                        f"benchmarks are in its journal; to run the rest, repeat the command with "
+                                        f"--sst2-resume {self.journal.path}", yellow=True)
         unstable = self.suite.unstable
         if unstable:
             shown = unstable[:UNSTABLE_SHOWN]
@@ -233,6 +330,25 @@ def _interrupt(signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.005)
         return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def merged_run(journaled: list[dict], saved_now: list[dict], plan: list[str]) -> list[dict]:
+    """Every finished benchmark of a resumed run once (this session's record where both have it), in plan order."""
+    by_name = {record["fullname"]: record for record in journaled}
+    by_name.update({record["fullname"]: record for record in saved_now})
+    position = {nodeid: index for index, nodeid in enumerate(plan)}
+    return sorted(by_name.values(), key=lambda record: position.get(record["fullname"], len(position)))
+
+
+def _saves(config) -> bool:
+    """Whether pytest-benchmark will save this run (a file or the storage)."""
+    return not config.getoption("benchmark_disable", False) and bool(
+        config.getoption("benchmark_json", None) is not None or config.getoption("benchmark_save", None)
+        or config.getoption("benchmark_autosave", False))
+
+
+def _storage_folder(config) -> Path:
+    return Path(str(config.getoption("benchmark_storage", "file://./.benchmarks")).removeprefix("file://"))
 
 
 def destination_problem(config) -> str | None:

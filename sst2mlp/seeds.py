@@ -30,17 +30,18 @@ class SeedRecorder:
     models: Models
     seed_count: int  # seeds whose accuracy each configuration records
     approximate: list[str]  # the approximate impls of the run
+    source: str = "sparse"  # the trainer whose models every impl is made from
     records: dict[tuple[ModelConfig, str], SeedAccuracies] = field(default_factory=dict)  # key: (config, trainer)
-    _approximate: dict[ModelConfig, dict[str, list[float]]] = field(default_factory=dict)  # of the dense-trained models
+    _approximate: dict[ModelConfig, dict[str, list[float]]] = field(default_factory=dict)  # of the source trainer's models
     _extra: dict[tuple[ModelConfig, int], SeedResult] = field(default_factory=dict)
     seconds: float = 0.0
 
     def evaluate(self, config: ModelConfig, trainer: str, models: list[MLP], results: list[TrainResult], seeds: list[int],
                  extra_seeds: bool = True) -> SeedAccuracies:
         """Every seed's model, adding untimed sparse trainings until `seed_count` seeds are recorded (if `extra_seeds`).
-        The approximate impls are made from the dense trainer's models, the ones every impl is made from."""
+        The approximate impls are made from the source trainer's models, the ones every impl is made from."""
         start = time.perf_counter()
-        approximate = self.approximate if trainer == "dense" else []
+        approximate = self.approximate if trainer == self.source else []
         evaluated = [self._evaluate(model, result, approximate) for model, result in zip(models, results)]
         seeds, trained_by = list(seeds), [trainer] * len(models)
         for seed in range(seeds[-1] + 1, seeds[0] + self.seed_count) if extra_seeds else ():
@@ -57,11 +58,11 @@ class SeedRecorder:
         return record
 
     def approximate_seeds(self, config: ModelConfig, impl: str) -> ApproximateSeeds | None:
-        """An approximate impl's accuracies over the dense trainer's seeds, once its training benchmark recorded them."""
+        """An approximate impl's accuracies over the source trainer's seeds, once its training benchmark recorded them."""
         values = self._approximate.get(config, {}).get(impl)
         if values is None:
             return None
-        reference = self.records[(config, "dense")]
+        reference = self.records[(config, self.source)]
         return ApproximateSeeds(accuracy=AccuracyOverSeeds.of(reference.accuracy.seeds, values),
                                 reference_accuracy_seeds=reference.accuracy.accuracy_seeds)
 

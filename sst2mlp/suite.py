@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from . import contract, kernel, limits
-from .canary import Canary, QuietGate
+from .canary import Canary, QuietGate, WaitBudget
 from .coldstart import ColdStarts
 from .corpus import Corpus
 from .footprint import MemoryMeter
 from .impls import approximate
 from .limits import MachineLimits
+from .model import ModelConfig
 from .options import SuiteOptions
 from .seeds import SeedRecorder
 from .timing import CyclingInputs
-from .trained import FirstRoundPeak, Models, Trainer, TrainingRuns
+from .trained import FirstRoundPeak, Models, Trainer, TrainingRuns, trainer_of
 from .variants import Variants
 
 
@@ -29,6 +32,7 @@ class Suite:
     coldstarts: ColdStarts = field(init=False)
     memory: MemoryMeter = field(default_factory=MemoryMeter, repr=False)
     canary: Canary = field(default_factory=Canary, repr=False)
+    wait_budget: WaitBudget = field(init=False, repr=False)  # the run's waiting allowance (--sst2-quiet-budget)
     progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     finished: set[str] = field(default_factory=set)  # the node ids of the benchmarks whose timed record was written
@@ -40,9 +44,12 @@ class Suite:
         options = self.options
         self.corpus = Corpus(options.data_dir, options.train_limit)
         self.models = Models(self.corpus, options.seed)
-        self.seeds = SeedRecorder(self.corpus, self.models, options.seed_count, approximate(options.impls))
-        self.variants = Variants(self.corpus, self.models, self.memory, flush_denormals=options.denormals == "flush")
+        source = trainer_of(options.train_impls[0])  # the models every impl runs: the first trainer's
+        self.seeds = SeedRecorder(self.corpus, self.models, options.seed_count, approximate(options.impls), source.name)
+        self.variants = Variants(self.corpus, self.models, self.memory, flush_denormals=options.denormals == "flush",
+                                 source=source)
         self.coldstarts = ColdStarts(options.denormals)
+        self.wait_budget = WaitBudget(options.quiet_budget)
 
     def check(self) -> None:
         """Before any benchmark: the data loads, and the grid fits the data and the memory (DataError, ValueError)."""
@@ -56,6 +63,16 @@ class Suite:
         except kernel.KernelUnavailable:
             extension = None  # no call floor; the fused benchmarks say why
         self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
+
+    def release(self, config: ModelConfig) -> None:
+        """After a configuration's last benchmark (sst2mlp.schedule): its models, variants, runtime sessions and
+        compiled graphs are dropped and the memory handed back, so that a run holds one configuration at a time."""
+        released = self.variants.release(config)
+        self.models.release(config)
+        self.coldstarts.release(config)
+        if "torch-compile" in released:
+            torch._dynamo.reset()  # its graphs and guards hold the compiled model's weights
+        self.memory.peak.release()
 
     def adam_step_seconds(self, params: int, threads: int) -> float:
         """The Adam step a training's floor counts, measured once per parameter count and thread count (untimed)."""
@@ -91,7 +108,7 @@ class Suite:
         if self.canary.best is None:
             self.canary.calibrate()
         return QuietGate(self.canary, inputs.next, self.options.quiet_wait, quiet_speed=self.options.quiet_speed,
-                         probe=lambda: forward(*inputs.current()), probe_key=lambda: inputs.position)
+                         budget=self.wait_budget, probe=lambda: forward(*inputs.current()), probe_key=lambda: inputs.position)
 
     def write(self, benchmark, record, timed: bool) -> None:
         """The one writer of a benchmark's extra_info: the record's fields, checked against the contract when timed

@@ -96,6 +96,11 @@ class Models:
             raise ValueError(f"only seed {self.seed}'s models are kept, got seed {trained.seed}")
         self.kept.setdefault((trained.model.config, trained.trained_impl), trained)
 
+    def release(self, config: ModelConfig) -> None:
+        """Forget the kept models of `config` (after its last benchmark)."""
+        for key in [key for key in self.kept if key[0] == config]:
+            del self.kept[key]
+
     def model_for(self, config: ModelConfig, trainer: Trainer) -> TrainedModel:
         """The kept model, trained now if no benchmark has trained it yet."""
         if (config, trainer.name) not in self.kept:

@@ -2,6 +2,7 @@
 configuration, impl and thread count)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -12,10 +13,8 @@ from .footprint import MemoryMeter
 from .impls import Variant, effective_flops, make_variant
 from .model import ModelConfig
 from .sessions import RuntimeSettings
-from .trained import Models, TrainedModel, trainer_of
+from .trained import Models, TrainedModel, Trainer, trainer_of
 from .training import logit_accuracy, predict_logits
-
-SOURCE = trainer_of("dense")  # every impl is made from the dense trainer's model: one set of weights per configuration
 
 
 @dataclass
@@ -39,14 +38,17 @@ class Variants:
     models: Models
     memory: MemoryMeter
     flush_denormals: bool = True
+    source: Trainer = field(default_factory=lambda: trainer_of("sparse"))  # whose seed-0 model every impl is made from
     prepared: dict[tuple[ModelConfig, str, int], PreparedVariant] = field(default_factory=dict)
+    build_seconds: float = 0.0  # making every variant (exports, compilation) and checking its dev predictions
     _reference: dict[int, torch.Tensor] = field(default_factory=dict)  # dev logits per source model (by id)
 
     def get(self, config: ModelConfig, impl: str, threads: int = 1) -> PreparedVariant:
         """The impl's variant built for `threads` (a runtime with a thread pool of its own is built with the count)."""
         key = (config, impl, threads)
         if key not in self.prepared:
-            source = self.models.model_for(config, SOURCE)
+            source = self.models.model_for(config, self.source)
+            start = time.perf_counter()
             dev, labels = self.corpus.features(config.vocab_size).dev, self.corpus.dev_labels
             variant = make_variant(impl, source.model, dev, RuntimeSettings(threads, self.flush_denormals))
             with self.memory.measuring():
@@ -59,4 +61,13 @@ class Variants:
             self.prepared[key] = PreparedVariant(variant, source, logit_accuracy(logits, labels),
                                                  effective_flops(impl, source.model, dev),
                                                  footprint, parity(logits, reference))
+            self.build_seconds += time.perf_counter() - start
         return self.prepared[key]
+
+    def release(self, config: ModelConfig) -> list[str]:
+        """Drop every variant of `config` (its runtime sessions and compiled graphs with it); the impls released."""
+        keys = [key for key in self.prepared if key[0] == config]
+        for key in keys:
+            prepared = self.prepared.pop(key)
+            self._reference.pop(id(prepared.source.model), None)
+        return sorted({impl for _, impl, _ in keys})

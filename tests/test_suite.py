@@ -36,8 +36,10 @@ def test_grid_options_select_benchmarks_with_readable_ids(run_pytest_here):
         "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "--sst2-train-impls=sparse", "-k", "inference or training",
     )
     ids = [line.split("::")[1] for line in run.stdout.splitlines() if "::" in line]
-    assert ids == [f"test_training[L1-H{h}-V10-T{t}-sparse-B64]" for h in (8, 16) for t in (1, 2)] + [
-        f"test_inference[L1-H{h}-V10-T{t}-{impl}-B1]" for h in (8, 16) for t in (1, 2) for impl in ("sparse", "int8")
+    # configuration by configuration (sst2mlp.schedule), each in pytest's order: training first
+    assert ids == [id_ for h in (8, 16) for id_ in (
+        [f"test_training[L1-H{h}-V10-T{t}-sparse-B64]" for t in (1, 2)] +
+        [f"test_inference[L1-H{h}-V10-T{t}-{impl}-B1]" for t in (1, 2) for impl in ("sparse", "int8")])
     ], run.stdout + run.stderr
 
 
@@ -89,7 +91,7 @@ def trained_case(suite, config, impl="dense", calls=None):
 
 
 def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
-    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2))
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, train_impls=("dense",)))
     config = ModelConfig(1, 8, 20)
     runs, record = trained_case(suite, config)
     first = suite.models.model_for(config, trainer_of("dense"))
@@ -137,7 +139,7 @@ def test_a_profiling_round_after_the_rounds_is_not_recorded(tiny_glue):
 
 
 def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
-    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1, quiet_wait=0))
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1, quiet_wait=0, train_impls=("dense",)))
     config = ModelConfig(1, 8, 20)
     _, training = trained_case(suite, config)
     timing = Timing([1e-6, 2e-6, 3e-6], QuietGateInfo(1.0, 0.0, 0.0))
@@ -238,7 +240,8 @@ def test_benchmark_skip_runs_no_benchmark_and_no_training(tiny_glue, run_pytest_
 
 
 def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue):
-    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=7, seeds=5, impls=("dense", "int8")))
+    suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=2, seed=7, seeds=5, impls=("dense", "int8"),
+                               train_impls=("dense",)))
     config = ModelConfig(1, 8, 20)
     runs, record = trained_case(suite, config)
     assert record.seeds.accuracy.seeds == [7, 8, 9, 10, 11] and record.seeds.seed_trained_impls == ["dense"] * 3 + ["sparse"] * 2

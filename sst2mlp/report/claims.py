@@ -22,11 +22,11 @@ POSITION = {"num_layers": 0, "hidden_size": 1, "vocab_size": 2}  # in a Key's co
 DETECTABLE_FACTOR = 1.96 + 0.84
 
 
-def _dense_trained(run: Run) -> dict[tuple, list[float]]:
-    """(N, H, k) -> dev accuracy per seed of the dense-trained models (the models every exact impl runs)."""
+def _source_trained(run: Run) -> dict[tuple, list[float]]:
+    """(N, H, k) -> dev accuracy per seed of the source trainer's models (the models every exact impl runs)."""
     out = {}
     for key in run.sorted_keys():
-        if key.impl == "dense" and key.trained_impl == "dense" and key.config not in out:
+        if key.impl == key.trained_impl == run.source_trainer and key.config not in out:
             out[key.config] = accuracy_over_seeds(run, key)
     return out
 
@@ -51,7 +51,7 @@ def verdict(interval: list[float]) -> str:
 
 
 def claim_rows(run: Run) -> list[dict]:
-    models = _dense_trained(run)
+    models = _source_trained(run)
     rows = []
     for axis, label in AXES.items():
         values = sorted({config[POSITION[axis]] for config in models})
@@ -82,7 +82,7 @@ def detectable_differences(run: Run) -> list[dict]:
     """Per configuration: its seeds' spread and the smallest difference to another configuration of the same
     spread that a two-sample comparison would detect (alpha 0.05, power 0.8)."""
     out = []
-    for config, values in _dense_trained(run).items():
+    for config, values in _source_trained(run).items():
         summary = stats.mean_interval(values)
         smallest = DETECTABLE_FACTOR * summary["std"] * np.sqrt(2 / summary["n"]) if summary["std"] is not None else None
         out.append({"config": config, "n": summary["n"], "mean": summary["mean"], "sd": summary["std"], "detectable": smallest})

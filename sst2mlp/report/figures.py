@@ -276,7 +276,7 @@ def roofline_figure(run: Run, impls: list[str], threads: int):
     fig, axes = _panels(f"Each impl against this machine's floor ({threads} thread(s)); guides: 100%, 50%, 10% of the floor",
                         run.caption(), [(f"floor, {label} (us per example)", "median (us per example)")
                                         for _, label in ROOF_PANELS], figsize=(18, 6))
-    rows = [r for r in run.rows.values() if r.roofs and r.key.threads == threads and r.key.trained_impl == "dense"]
+    rows = [r for r in run.rows.values() if r.roofs and r.key.threads == threads and r.key.trained_impl == run.source_trainer]
     for ax, (batch, _) in zip(axes, ROOF_PANELS):
         points = [(r, r.roofs[batch]) for r in rows if batch in r.roofs]
         for impl, style in zip(impls, itertools.cycle(STYLES)):
@@ -296,7 +296,8 @@ def roofline_figure(run: Run, impls: list[str], threads: int):
 def draw_figures(run: Run, threads: int) -> dict[str, object]:
     """Every figure of the run at one thread count, by file name."""
     impls = [impl for impl in run.impl_order if timed_rows(run, impl, threads)]
-    main_impl = "dense" if "dense" in impls or not impls else impls[0]
+    # the source trainer's own impl: its rows hold both the training time and the latency of the same models
+    main_impl = run.source_trainer if run.source_trainer in impls or not impls else impls[0]
     figures = {name: sweep_figure(run, main_impl, threads, varying, per_series, fixed, title)
                for name, varying, per_series, fixed, title in SWEEPS}
     figures["all.png"] = all_experiments_figure(run, main_impl, threads)

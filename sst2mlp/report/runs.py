@@ -98,6 +98,14 @@ class Run:
     def sorted_keys(self) -> list[Key]:
         return sorted_keys(self.rows, self.impl_order)
 
+    @property
+    def source_trainer(self) -> str:
+        """The trainer whose models every impl ran (the trained_impl of the latency and throughput rows): dense in
+        runs saved before the sparse trainer became the default, the first of --sst2-train-impls since."""
+        sources = {b.get("extra_info", {}).get("trained_impl") for b in self.benchmarks if b.get("group") != "training"}
+        sources.discard(None)
+        return sources.pop() if len(sources) == 1 else "dense"
+
     def dev_examples(self) -> int:
         """The dev split's size the run measured accuracy on (SST-2's for runs saved before they recorded it)."""
         sizes = {(b.get("extra_info") or {}).get("dev_examples") for b in self.benchmarks} - {None}

@@ -90,11 +90,12 @@ def speedups_table(run: Run) -> list[dict]:
 
     table = []
     for key, rec in records.items():
-        dense, reference = key.with_impl("dense", "dense"), key.with_impl(REFERENCE_LOOP, REFERENCE_LOOP)
+        dense_trainer, reference = key.with_impl("dense", "dense"), key.with_impl(REFERENCE_LOOP, REFERENCE_LOOP)
+        dense_impl = key.with_impl("dense", key.trained_impl)  # the dense impl of the same weights
         table.append({
             **rec,
-            "latency_speedup_vs_dense": _ratio(metric(dense, "latency_median_ms"), rec["latency_median_ms"]),
-            "training_speedup_vs_dense": _ratio(metric(dense, "training_median_s"), rec["training_median_s"]),
+            "latency_speedup_vs_dense": _ratio(metric(dense_impl, "latency_median_ms"), rec["latency_median_ms"]),
+            "training_speedup_vs_dense": _ratio(metric(dense_trainer, "training_median_s"), rec["training_median_s"]),
             "training_speedup_vs_reference_loop": _ratio(metric(reference, "training_median_s"), rec["training_median_s"]),
         })
     return table
@@ -117,7 +118,7 @@ def baseline_keys(run: Run) -> list[Key]:
         return []
     target = (BASELINE["num_layers"], BASELINE["hidden_size"], BASELINE["vocab_size"])
     nearest = min(configs, key=lambda c: sum(abs(math.log((a + 1) / (b + 1))) for a, b in zip(c, target)))
-    return [key for key in run.sorted_keys() if key.config == nearest and key.trained_impl == "dense"]
+    return [key for key in run.sorted_keys() if key.config == nearest and key.trained_impl == run.source_trainer]
 
 
 def runtimes_table(run: Run) -> list[dict]:
@@ -126,9 +127,9 @@ def runtimes_table(run: Run) -> list[dict]:
     records = pivot(run)
     rows = []
     for key in baseline_keys(run):
-        same = [k for k in records if k.config == key.config and k.threads == key.threads and k.trained_impl == "dense"]
+        same = [k for k in records if k.config == key.config and k.threads == key.threads and k.trained_impl == key.trained_impl]
         own_exact = [k for k in same if run.rows[k].exact and not run.rows[k].peer_runtime]
-        fused = records.get(key.with_impl("fused", "dense"), {}).get("latency_median_ms")
+        fused = records.get(key.with_impl("fused", key.trained_impl), {}).get("latency_median_ms")
         rec = records[key]
         row = {column: rec.get(column) for column in RUNTIME_COLUMNS}
         row["latency_vs_fused"] = _ratio(rec["latency_median_ms"], fused)
