@@ -146,7 +146,7 @@ OPTIONS = (
            "flush: denormal floats count as zero during all timed work (FTZ/DAZ); keep: IEEE behaviour, to measure it"),
     Option("--sst2-latency-rounds", "latency_rounds", positive_int, "1744", "N",
            "timed single-example forward passes per inference benchmark (the 872 dev examples, cycled)"),
-    Option("--sst2-min-time", "min_time", positive_float, "1.0", "SECONDS",
+    Option("--sst2-min-time", "min_time", positive_float, "0.5", "SECONDS",
            "every latency and throughput benchmark times at least this long (more rounds than --sst2-latency-rounds "
            "when calls are fast), so that a short hiccup of the machine cannot move its median"),
     Option("--sst2-quiet-wait", "quiet_wait", non_negative_float, "10", "SECONDS",

@@ -98,12 +98,10 @@ def _benchmarks(items: Iterable) -> list:
 
 
 def _planned(item) -> Planned:
-    """A training benchmark's work is its configuration's FLOPs per example (its time grows with them)."""
-    marker = item.get_closest_marker("benchmark")
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    if marker is None or marker.kwargs.get("group") != "training" or "num_layers" not in params:
-        return Planned(item.nodeid)
-    return Planned(item.nodeid, ModelConfig(params["num_layers"], params["hidden_size"], params["vocab_size"]).flops)
+    """A benchmark's work is its configuration's FLOPs per example (a training's time grows with them)."""
+    config = configuration_of(item)
+    group = _group(item)
+    return Planned(item.nodeid, config.flops if config else None, group if group in ("training", "coldstart") else "other")
 
 
 def _xdist_problem(config, collected_benchmarks: bool = False) -> str | None:

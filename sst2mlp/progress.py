@@ -1,11 +1,11 @@
 """A progress line for long runs: the benchmark running now, done/total, elapsed time and an honest estimate of the rest.
 
-The estimate comes only from what this run has measured: for training benchmarks a straight line through
-their wall times against their work (FLOPs per example of the configuration; a fixed part covers
-the rounds' set-up and the untimed extra seeds), flat until two sizes were measured, and the mean wall time of
-the latency and throughput benchmarks finished so far. Until the first of those has run, each counts at
-its known floor (`min_other_seconds`: every one measures at least --sst2-min-time) and the estimate is shown
-as a lower bound; until a training has been measured, the rest is "unknown". Everything here runs between
+The estimate comes only from what this run has measured: for each kind of benchmark (training, cold start, latency
+and throughput) a straight line through their wall times against their work (FLOPs per example of the
+configuration; a fixed part covers set-up and building), flat until two sizes were measured. A latency benchmark
+or cold start not measured yet counts at its known floor (`min_other_seconds`: every one measures at least
+--sst2-min-time) and the estimate is shown as a lower bound; until a training has been measured, the rest is
+"unknown". Everything here runs between
 benchmarks or between training rounds, never inside a timed region.
 """
 from __future__ import annotations
@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Planned:
-    """A benchmark the run will execute: a training one carries its work (the configuration's FLOPs per example,
-    which its training time grows with)."""
+    """A benchmark the run will execute, its kind (training, coldstart, other: latency and throughput) and its work
+    (its configuration's FLOPs per example, which a training's time grows with; None where unknown)."""
 
     nodeid: str
-    work: float | None = None  # None: a latency or throughput benchmark
+    work: float | None = None
+    kind: str = "other"
 
     @property
     def training(self) -> bool:
-        return self.work is not None
+        return self.kind == "training"
 
 
 def fit_line(works: list[float], seconds: list[float]) -> tuple[float, float]:
@@ -63,8 +64,7 @@ class Progress:
     detail: str = field(init=False, default="")
     _began: float = field(init=False, default=0.0)
     _last_line: float = field(init=False, default=float("-inf"))
-    _trainings: list[tuple[float, float]] = field(init=False, default_factory=list)  # (work, wall seconds)
-    _other_seconds: list[float] = field(init=False, default_factory=list)
+    _measured: dict[str, list[tuple[float, float]]] = field(init=False, default_factory=dict)  # kind -> (work, seconds)
 
     def __post_init__(self):
         self.start = self.clock()
@@ -85,10 +85,7 @@ class Progress:
     def benchmark_finished(self, nodeid: str) -> None:
         seconds = self.clock() - self._began
         benchmark = self._by_id[nodeid]
-        if benchmark.training:
-            self._trainings.append((benchmark.work, seconds))
-        else:
-            self._other_seconds.append(seconds)
+        self._measured.setdefault(benchmark.kind, []).append((benchmark.work or 0.0, seconds))
         self.done += 1
         self.current, self.detail = None, ""
         self._show(force=self.done == len(self.planned))
@@ -101,22 +98,20 @@ class Progress:
     def estimate(self) -> tuple[float, bool] | None:
         """(seconds left, whether that is only a lower bound), or None while a training still to run has no basis.
 
-        Latency and throughput benchmarks count at their measured mean, or at their floor before any has run."""
-        left = self.planned[self.done:]
+        Each kind of benchmark counts at a line through its measured wall times against their work (so that the
+        small configurations a run starts with do not set the pace of the large ones); a latency or throughput
+        benchmark, or a cold start, not measured yet counts at the measuring floor, as a lower bound."""
+        lines = {kind: fit_line(*map(list, zip(*measured))) for kind, measured in self._measured.items()}
         total, lower_bound = 0.0, False
-        training = fit_line(*map(list, zip(*self._trainings))) if self._trainings else None
-        for benchmark in left:
-            if benchmark.training:
-                if training is None:
-                    return None
-                fixed, per_work = training
-                total += fixed + per_work * benchmark.work
-            elif self._other_seconds:
-                total += sum(self._other_seconds) / len(self._other_seconds)
-            elif self.min_other_seconds > 0:
-                total, lower_bound = total + self.min_other_seconds, True
-            else:
+        for benchmark in self.planned[self.done:]:
+            line = lines.get(benchmark.kind)
+            if line is not None:
+                fixed, per_work = line
+                total += fixed + per_work * (benchmark.work or 0.0)
+            elif benchmark.training or self.min_other_seconds <= 0:
                 return None
+            else:
+                total, lower_bound = total + self.min_other_seconds, True
         if self.current is not None:  # the running benchmark has used part of its share already
             total = max(0.0, total - (self.clock() - self._began))
         return total, lower_bound

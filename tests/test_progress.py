@@ -5,7 +5,7 @@ from sst2mlp.progress import Planned, Progress, fit_line
 
 IDS = ["b.py::test_training[L1-H8-V10-T1-dense-B64]", "b.py::test_training[L1-H8-V20-T1-dense-B64]",
        "b.py::test_inference[L1-H8-V10-T1-dense-B1]", "b.py::test_inference[L1-H8-V20-T1-dense-B1]"]
-PLANNED = [Planned(IDS[0], work=10.0), Planned(IDS[1], work=20.0), Planned(IDS[2]), Planned(IDS[3])]
+PLANNED = [Planned(IDS[0], 10.0, "training"), Planned(IDS[1], 20.0, "training"), Planned(IDS[2]), Planned(IDS[3])]
 
 
 class FakeClock:
@@ -60,7 +60,7 @@ def test_training_estimates_follow_a_line_through_the_measured_trainings_work():
     ids = [f"b.py::test_training[L1-H8-V{vocab}-T1-dense-B64]" for vocab in (10, 20, 40)]
     work = [152, 232, 392]
     clock = FakeClock()
-    progress = Progress([Planned(i, w) for i, w in zip(ids, work)], write=lambda line: None, clock=clock)
+    progress = Progress([Planned(i, w, "training") for i, w in zip(ids, work)], write=lambda line: None, clock=clock)
     for nodeid, seconds in zip(ids[:2], (10.0, 14.0)):
         progress.benchmark_started(nodeid)
         clock.now += seconds
@@ -90,3 +90,17 @@ def test_plain_output_writes_occasional_lines():
 @pytest.mark.parametrize("option, verbosity, shown", [("on", -1, True), ("off", 0, False), ("auto", 0, True), ("auto", -1, False)])
 def test_progress_shows_unless_switched_off_or_quiet(option, verbosity, shown):
     assert shows_progress(option, verbosity) is shown
+
+
+def test_latency_and_cold_start_estimates_each_follow_their_own_line_through_the_work():
+    """A run starts with its smallest configurations: their latency benchmarks must not set the pace of the large."""
+    ids = [f"b.py::test_inference[L1-H8-V{vocab}-T1-dense-B1]" for vocab in (10, 20, 40)] + ["b.py::test_coldstart[x]"]
+    planned = [Planned(i, w) for i, w in zip(ids, (100, 200, 400))] + [Planned(ids[3], 200, "coldstart")]
+    clock = FakeClock()
+    progress = Progress(planned, write=lambda line: None, clock=clock, min_other_seconds=1.0)
+    for nodeid, seconds in zip(ids[:2], (2.0, 3.0)):
+        progress.benchmark_started(nodeid)
+        clock.now += seconds
+        progress.benchmark_finished(nodeid)
+    # 1 s + 0.01 s per unit of work for the last latency benchmark; the cold start, unmeasured, at the floor
+    assert progress.estimate() == (pytest.approx(5.0 + 1.0), True)
