@@ -14,6 +14,7 @@ import torch
 from pytest_benchmark.utils import get_commit_info, safe_dumps
 
 from .case import BenchmarkCase
+from .coldstart import ROUNDS_WARMUP
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
 from .impls import IMPLS, RuntimeUnavailable
 from .journal import FOLDER as JOURNAL_FOLDER
@@ -27,6 +28,7 @@ from .schedule import by_configuration, configuration_of, last_of_configuration
 from .suite import Suite
 
 UNSTABLE_SHOWN = 8
+PROCESS_START_SECONDS = 1.0  # a Python process importing numpy and a runtime takes at least this here (1.2-5 s measured)
 ROOFLINE_GROUPS = ("inference", "throughput", "training")  # the groups whose records set a timing against the machine's floor
 
 
@@ -98,10 +100,12 @@ def _benchmarks(items: Iterable) -> list:
 
 
 def _planned(item) -> Planned:
-    """A benchmark's work is its configuration's FLOPs per example (a training's time grows with them)."""
-    config = configuration_of(item)
-    group = _group(item)
-    return Planned(item.nodeid, config.flops if config else None, group if group in ("training", "coldstart") else "other")
+    """A benchmark's work grows with its configuration, a training's also with its trainer's input layer."""
+    config, group = configuration_of(item), _group(item)
+    impl = item.callspec.params.get("impl") if hasattr(item, "callspec") else None
+    sparse = IMPLS[impl].sparse_input if group == "training" and impl in IMPLS else group != "training"
+    return Planned(item.nodeid, config.relative_work(sparse) if config else None,
+                   group if group in ("training", "coldstart") else "other")
 
 
 def _xdist_problem(config, collected_benchmarks: bool = False) -> str | None:
@@ -257,7 +261,8 @@ class RunHooks:
         if shows_progress(config.sst2_options.progress, config.get_verbosity()):
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             suite.progress = Progress([_planned(item) for item in benchmarks], write=reporter.write_line,
-                                      terminal=bool(reporter.isatty), min_other_seconds=config.sst2_options.min_time)
+                                      terminal=bool(reporter.isatty), min_other_seconds=config.sst2_options.min_time,
+                                      min_coldstart_seconds=PROCESS_START_SECONDS * (config.sst2_options.coldstart_rounds + ROUNDS_WARMUP))
         cores = available_cores()
         for warning in (busy_warning(self.load, cores), _oversubscribed(config.sst2_options.threads, cores)):
             if warning:

@@ -2,7 +2,7 @@
 
 The estimate comes only from what this run has measured: for each kind of benchmark (training, cold start, latency
 and throughput) a straight line through their wall times against their work (FLOPs per example of the
-configuration; a fixed part covers set-up and building), flat until two sizes were measured. A latency benchmark
+configuration, `ModelConfig.relative_work`; a fixed part covers set-up and building), flat until two sizes were measured. A latency benchmark
 or cold start not measured yet counts at its known floor (`min_other_seconds`: every one measures at least
 --sst2-min-time) and the estimate is shown as a lower bound; until a training has been measured, the rest is
 "unknown". Everything here runs between
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Planned:
     """A benchmark the run will execute, its kind (training, coldstart, other: latency and throughput) and its work
-    (its configuration's FLOPs per example, which a training's time grows with; None where unknown)."""
+    (`ModelConfig.relative_work` of its configuration; None where unknown)."""
 
     nodeid: str
     work: float | None = None
@@ -58,6 +58,7 @@ class Progress:
     every: float = 30.0  # seconds between plain lines when the output is not a terminal
     terminal: bool = True
     min_other_seconds: float = 0.0  # the least a latency or throughput benchmark takes (its measuring time)
+    min_coldstart_seconds: float = 0.0  # the least a cold-start benchmark takes (its processes' starts)
     start: float = field(init=False)
     done: int = field(init=False, default=0)
     current: str | None = field(init=False, default=None)
@@ -111,7 +112,8 @@ class Progress:
             elif benchmark.training or self.min_other_seconds <= 0:
                 return None
             else:
-                total, lower_bound = total + self.min_other_seconds, True
+                floor = self.min_coldstart_seconds if benchmark.kind == "coldstart" else 0.0
+                total, lower_bound = total + max(floor, self.min_other_seconds), True
         if self.current is not None:  # the running benchmark has used part of its share already
             total = max(0.0, total - (self.clock() - self._began))
         return total, lower_bound

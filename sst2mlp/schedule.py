@@ -2,7 +2,8 @@
 variants and runtime sessions can be released after its last benchmark (a run then holds one configuration at a
 time: the default grid's 27 held at once needed 16 GB).
 
-Within a configuration pytest's own order stays: its training first (whose warm-up round trains the weights every
+Configurations run from the ends of the size range inwards (`by_configuration`); within one, pytest's order stays:
+its training first (whose warm-up round trains the weights every
 impl runs), then latency, throughput and cold start, then any other file's benchmarks of that configuration.
 """
 from __future__ import annotations
@@ -22,13 +23,31 @@ def configuration_of(item) -> ModelConfig | None:
     return ModelConfig(*(params[name] for name in GRID_PARAMS))
 
 
+def spread(count: int) -> list[int]:
+    """0..count-1 with the ends first, the top end first, then the middle of the widest gap left, and so on (8, 0,
+    4, 2, 6, 1, ... for 9): every prefix samples the whole range, and the run's one-off costs (its first trainings
+    and builds pay for torch's and the runtimes' warm-up) land on a configuration whose own cost dwarfs them."""
+    if count <= 2:
+        return list(range(count))[::-1]
+    order, gaps = [count - 1, 0], [(0, count - 1)]
+    while gaps:
+        low, high = gaps.pop(0)
+        if high - low < 2:
+            continue
+        middle = (low + high) // 2
+        order.append(middle)
+        gaps += [(low, middle), (middle, high)]
+    return order
+
+
 def by_configuration(items: Sequence) -> list:
-    """`items` grouped by configuration in the order each configuration first appears; items of no configuration
-    keep their place before the grid's (a stable reordering: nothing is added or dropped)."""
-    order: dict[ModelConfig | None, int] = {None: -1}
-    for item in items:
-        order.setdefault(configuration_of(item), len(order))
-    return sorted(items, key=lambda item: order[configuration_of(item)])
+    """`items` grouped by configuration, the configurations from the smallest and the largest inwards (by
+    `ModelConfig.relative_work`), so that the first tenth of a run already spans the grid and the progress line's
+    estimate, a line through what was measured, holds from there; items of no configuration go first. A stable
+    reordering: nothing is added or dropped, and within a configuration pytest's order stays."""
+    configs = sorted({c for c in map(configuration_of, items) if c is not None}, key=lambda c: (c.relative_work(), c.id))
+    position = {configs[index]: rank for rank, index in enumerate(spread(len(configs)))}
+    return sorted(items, key=lambda item: position.get(configuration_of(item), -1))
 
 
 def last_of_configuration(nodeids_and_configs: Sequence[tuple[str, ModelConfig | None]]) -> dict[str, ModelConfig]:

@@ -16,7 +16,7 @@ from sst2mlp.journal import Journal, JournalError, RunIdentity
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import SuiteOptions
 from sst2mlp.plugin import merged_run
-from sst2mlp.schedule import by_configuration, configuration_of, last_of_configuration
+from sst2mlp.schedule import by_configuration, configuration_of, last_of_configuration, spread
 
 SMALL = ("benchmarks/bench_mlp.py", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2-impls=dense,sparse,fused",
          "--sst2-train-rounds=1", "--sst2-latency-rounds=50", "--sst2-min-time=0.01", "--sst2-coldstart=off", *QUIET)
@@ -31,9 +31,17 @@ def test_benchmarks_run_configuration_by_configuration_in_pytests_order_within_e
     items = [item("train-a", (1, 8, 10)), item("train-b", (2, 8, 10)), item("unit"), item("infer-a", (1, 8, 10)),
              item("infer-b", (2, 8, 10)), item("cold-b", (2, 8, 10))]
     ordered = by_configuration(items)
-    assert [i.nodeid for i in ordered] == ["unit", "train-a", "infer-a", "train-b", "infer-b", "cold-b"]
+    assert [i.nodeid for i in ordered] == ["unit", "train-b", "infer-b", "cold-b", "train-a", "infer-a"]  # larger first
     last = last_of_configuration([(i.nodeid, configuration_of(i)) for i in ordered])
     assert last == {"infer-a": ModelConfig(1, 8, 10), "cold-b": ModelConfig(2, 8, 10)}
+
+
+def test_configurations_run_from_both_ends_of_the_size_range_inwards():
+    assert spread(9) == [8, 0, 4, 2, 6, 1, 3, 5, 7] and spread(2) == [1, 0] and spread(1) == [0]
+    assert sorted(spread(27)) == list(range(27))
+    grid = [ModelConfig(n, h, k) for n in (1, 2, 4) for h in (128, 256, 512) for k in (1000, 5000, 10000)]
+    ordered = [configuration_of(i) for i in by_configuration([item(c.id, (c.num_layers, c.hidden_size, c.vocab_size)) for c in grid])]
+    assert ordered[:2] == [ModelConfig(4, 512, 10000), ModelConfig(1, 128, 1000)]  # the first tenth spans the grid
 
 
 def test_the_run_wide_budget_caps_waiting_at_its_share_of_the_run():
