@@ -100,11 +100,16 @@ class PeakMemory:
             kib = max(kib, _status_kib("VmHWM"))
         return kib * 1024
 
-    def release(self) -> None:
-        """Hand memory freed by dropped objects back to the kernel (between configurations, outside any timing)."""
+    def release(self) -> int | None:
+        """Hand memory freed by dropped objects back to the kernel (between configurations, outside any timing); the
+        resident bytes left, where Linux says."""
         gc.collect()
         if self.trim is not None:
             self.trim(0)
+        try:
+            return _status_kib("VmRSS") * 1024
+        except OSError:
+            return None
 
     def _check(self) -> str | None:
         try:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -142,6 +143,7 @@ class RunHooks:
         self.session_id = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
         self.wall_by_group: dict[str, float] = {}  # wall seconds of this session's benchmarks, by group
         self.groups: dict[str, str | None] = {}
+        self.held_between: dict[str, int | None] = {}  # resident bytes after each configuration's release
         self._began = 0.0
         self._session_ended = False
         self.load: dict | None = None
@@ -183,7 +185,8 @@ class RunHooks:
                             "building impls and runtimes": round(suite.variants.build_seconds, 1),
                             "waiting for a quiet machine": round(suite.wait_budget.spent, 1),
                             "seeds' accuracies (untimed trainings)": round(suite.seeds.seconds, 1),
-                            "memory measurements": round(suite.memory.seconds, 1)}}
+                            "memory measurements": round(suite.memory.seconds, 1)},
+                "rss_after_release_bytes": self.held_between}
 
     def _run_info(self) -> dict:
         """machine_info["sst2mlp_run"]: every session of the run (one unless resumed), its total wall time and peak."""
@@ -269,14 +272,21 @@ class RunHooks:
                 config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
 
     def pytest_runtest_teardown(self, item, nextitem):
-        """A finished benchmark goes to the journal before the next one starts (its fixture is still there)."""
+        """A finished benchmark goes to the journal before the next one starts (its fixture is still there); then its
+        rounds are packed, unless an output needs them."""
         fixture = (getattr(item, "funcargs", None) or {}).get("benchmark")
-        if self.journal is None or item.nodeid not in self.suite.finished or fixture is None or fixture.stats is None:
+        if item.nodeid not in self.suite.finished or fixture is None or fixture.stats is None:
             return
-        include_data = bool(self.config.getoption("benchmark_json", None)) or self.config.getoption("benchmark_save_data", False)
-        self.journal.append(json.loads(safe_dumps(fixture.stats.as_dict(include_data=include_data))),
-                            {"id": self.session_id, "wall_seconds": round(time.monotonic() - self.started, 1),
-                             "peak_rss_bytes": self.suite.memory.peak.process_peak_bytes()})
+        config = self.config
+        include_data = bool(config.getoption("benchmark_json", None)) or config.getoption("benchmark_save_data", False)
+        if self.journal is not None:
+            self.journal.append(json.loads(safe_dumps(fixture.stats.as_dict(include_data=include_data))),
+                                {"id": self.session_id, "wall_seconds": round(time.monotonic() - self.started, 1),
+                                 "peak_rss_bytes": self.suite.memory.peak.process_peak_bytes()})
+        if not (include_data or config.getoption("benchmark_histogram", None)):
+            pack_rounds(fixture.stats.stats)
+
+
 
     def pytest_runtest_logstart(self, nodeid, location):
         self._began = time.monotonic()
@@ -288,7 +298,8 @@ class RunHooks:
         if group is not None:
             self.wall_by_group[group] = self.wall_by_group.get(group, 0.0) + time.monotonic() - self._began
         if nodeid in self.release_after:  # after the test's teardown: its case no longer holds the variant
-            self.suite.release(self.release_after[nodeid])
+            config = self.release_after[nodeid]
+            self.held_between[config.id] = self.suite.release(config)
         if self.suite.progress is not None and nodeid in self.suite.progress:
             self.suite.progress.benchmark_finished(nodeid)
 
@@ -333,6 +344,17 @@ def _interrupt(signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.005)
         return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pack_rounds(stats) -> None:
+    """pytest-benchmark keeps every round's time as a Python float in a list for the whole session (32 bytes each, and
+    a sorted copy): a fast batch-1 benchmark times 100,000 rounds, a full run about 8 million. Once its statistics
+    are computed (cached on the object, which is all the table and the saved JSON read), the rounds are kept as
+    8-byte doubles and the sorted copy is dropped."""
+    for name in stats.fields:
+        getattr(stats, name)
+    stats.__dict__.pop("sorted_data", None)
+    stats.data = array("d", stats.data)
 
 
 def merged_run(journaled: list[dict], saved_now: list[dict], plan: list[str]) -> list[dict]:

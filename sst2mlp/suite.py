@@ -22,6 +22,16 @@ from .trained import FirstRoundPeak, Models, Trainer, TrainingRuns, trainer_of
 from .variants import Variants
 
 
+def forget_torchscript_types() -> None:
+    """Drop the types TorchScript registered for traced modules. Every trace adds a type to TorchScript's global
+    compilation unit, and a frozen module's weights are constants of that type's graph: without this a run kept two
+    copies of each configuration's weights to its end (27 MB a configuration at 3 M parameters, measured). What
+    PyTorch's own test suite calls between tests (torch.testing._internal.jit_utils.clear_class_registry)."""
+    torch._C._jit_clear_class_registry()
+    torch.jit._recursive.concrete_type_store = torch.jit._recursive.ConcreteTypeStore()
+    torch.jit._state._clear_class_state()
+
+
 @dataclass
 class Suite:
     options: SuiteOptions
@@ -64,15 +74,18 @@ class Suite:
             extension = None  # no call floor; the fused benchmarks say why
         self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
 
-    def release(self, config: ModelConfig) -> None:
+    def release(self, config: ModelConfig) -> int | None:
         """After a configuration's last benchmark (sst2mlp.schedule): its models, variants, runtime sessions and
-        compiled graphs are dropped and the memory handed back, so that a run holds one configuration at a time."""
+        compiled graphs are dropped and the memory handed back, so that a run holds one configuration at a time. The
+        resident bytes left (what the run holds between configurations), where Linux says."""
         released = self.variants.release(config)
         self.models.release(config)
         self.coldstarts.release(config)
         if "torch-compile" in released:
             torch._dynamo.reset()  # its graphs and guards hold the compiled model's weights
-        self.memory.peak.release()
+        if "torchscript" in released:
+            forget_torchscript_types()
+        return self.memory.peak.release()
 
     def adam_step_seconds(self, params: int, threads: int) -> float:
         """The Adam step a training's floor counts, measured once per parameter count and thread count (untimed)."""

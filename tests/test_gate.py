@@ -115,7 +115,7 @@ FULL_RUN = next((ROOT / "docs" / "full-run").glob("*.json"))  # the committed fu
 
 def test_a_training_ten_times_slower_fails_the_check_though_it_has_four_samples(tmp_path, capsys):
     """4 rounds a side: the U test cannot reach alpha (p >= 0.03), so every round must lie beyond the other run's."""
-    name = "test_training[L2-H256-V10000-T1-dense-B64]"
+    name = "test_training[L2-H256-V10000-T1-sparse-B64]"
     slower = write(tmp_path, "slower.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=10))
     assert main(["check", str(FULL_RUN), str(slower)]) == 1
     output = capsys.readouterr().out
@@ -125,7 +125,7 @@ def test_a_training_ten_times_slower_fails_the_check_though_it_has_four_samples(
 
 
 def test_a_training_within_its_rounds_spread_is_same(tmp_path):
-    name = "test_training[L2-H256-V10000-T1-dense-B64]"
+    name = "test_training[L2-H256-V10000-T1-sparse-B64]"
     shifted = write(tmp_path, "shifted.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=1.3))
     verdict = next(v for v in compare(FULL_RUN, shifted)[0] if v.name == name and v.metric == "time")
     rounds = json.loads(FULL_RUN.read_text())

@@ -169,3 +169,17 @@ def test_peak_memory_does_not_grow_with_the_number_of_configurations(tiny_glue, 
         assert run.returncode == 0, run.stdout + run.stderr
         peaks[vocabs] = json.loads(out.read_text())["machine_info"]["sst2mlp_run"]["peak_rss_bytes"]
     assert peaks["13,14,15"] <= 1.2 * peaks["15"], peaks
+
+
+def test_packed_rounds_keep_every_statistic_pytest_benchmark_reports():
+    from pytest_benchmark.stats import Stats
+
+    from sst2mlp.plugin import pack_rounds
+
+    stats, reference = Stats(), Stats()
+    for value in [3e-6, 1e-6, 2e-6, 9e-6, 2.5e-6] * 20:
+        stats.update(value)
+        reference.update(value)
+    pack_rounds(stats)
+    assert stats.as_dict() == reference.as_dict() and bool(stats)
+    assert stats.data.itemsize == 8 and list(stats.data) == reference.data and "sorted_data" not in stats.__dict__
