@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import time
-from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .coldstart import ROUNDS_WARMUP
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
 from .impls import IMPLS, RuntimeUnavailable
 from .journal import FOLDER as JOURNAL_FOLDER
-from .journal import Journal, JournalError, RunIdentity
+from .journal import Journal, JournalError, RunIdentity, merged_run, pack_rounds
 from .kernel import KernelUnavailable
 from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
 from .model import ModelConfig
@@ -344,25 +343,6 @@ def _interrupt(signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.005)
         return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-def pack_rounds(stats) -> None:
-    """pytest-benchmark keeps every round's time as a Python float in a list for the whole session (32 bytes each, and
-    a sorted copy): a fast batch-1 benchmark times 100,000 rounds, a full run about 8 million. Once its statistics
-    are computed (cached on the object, which is all the table and the saved JSON read), the rounds are kept as
-    8-byte doubles and the sorted copy is dropped."""
-    for name in stats.fields:
-        getattr(stats, name)
-    stats.__dict__.pop("sorted_data", None)
-    stats.data = array("d", stats.data)
-
-
-def merged_run(journaled: list[dict], saved_now: list[dict], plan: list[str]) -> list[dict]:
-    """Every finished benchmark of a resumed run once (this session's record where both have it), in plan order."""
-    by_name = {record["fullname"]: record for record in journaled}
-    by_name.update({record["fullname"]: record for record in saved_now})
-    position = {nodeid: index for index, nodeid in enumerate(plan)}
-    return sorted(by_name.values(), key=lambda record: position.get(record["fullname"], len(position)))
 
 
 def _saves(config) -> bool:
