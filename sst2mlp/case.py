@@ -11,7 +11,7 @@ import numpy as np
 from .coldstart import ColdStartRuns
 from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
 from .features import BagOfWords
-from .impls import IMPLS, bytes_read, effective_flops
+from .impls.registry import IMPLS
 from .limits import floor_seconds, training_floor_seconds
 from .model import ModelConfig
 from .suite import Suite
@@ -57,7 +57,7 @@ class BenchmarkCase:
         seconds = round_seconds(benchmark)
         median = None if seconds is None else float(np.median(seconds))
         return TrainingInfo(
-            model=self.model_info(first, first.accuracy, effective_flops(trainer.impl, first.model, self.dev)),
+            model=self.model_info(first, first.accuracy, IMPLS[trainer.impl].effective_flops(first.model, self.dev)),
             seeds=seeds, epoch_seconds=[r.epoch_seconds for r in runs.results[1:]], peak_rss_bytes=runs.peak.bytes,
             roofline=None if median is None else self.training_roofline(first, trainer.train_config(first.seed), median),
             stability=None if seconds is None else stability(seconds))
@@ -70,7 +70,7 @@ class BenchmarkCase:
             return None
         train = self.suite.corpus.features(self.config.vocab_size).train
         examples = len(train) * config.epochs
-        flops = effective_flops("sparse", trained.model, train) * examples
+        flops = IMPLS["sparse"].effective_flops(trained.model, train) * examples
         adam_step = self.suite.adam_step_seconds(self.config.params, self.threads)
         floor = training_floor_seconds(machine, adam_step, config.epochs * math.ceil(len(train) / config.batch_size), flops)
         return TrainingRoofline(adam_step_seconds=adam_step, achieved_gflops=3 * flops / median / 1e9,
@@ -88,7 +88,7 @@ class BenchmarkCase:
         dev = self.dev
         batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
         flops = self.variant.effective_flops * batch_size
-        read = bytes_read(self.impl, self.variant.source.model, self.variant.footprint.model_bytes, batches)
+        read = IMPLS[self.impl].bytes_read(self.variant.source.model, self.variant.footprint.model_bytes, batches)
         floor = floor_seconds(machine, flops, read, working_set=read, int8=IMPLS[self.impl].int8_products)
         return Roofline(achieved_gflops=flops / median / 1e9, floor_seconds=floor, fraction_of_floor=floor / median)
 
@@ -112,7 +112,7 @@ class BenchmarkCase:
 
     def coldstart(self, runs: ColdStartRuns, timed: bool) -> ColdStartInfo:
         """After pedantic; for a fused impl also the kernel's first build (once a session, timed runs only)."""
-        build = self.suite.coldstarts.kernel_build_seconds() if timed and self.impl.startswith("fused") else None
+        build = self.suite.coldstarts.kernel_build_seconds() if timed and IMPLS[self.impl].compiles_kernel else None
         return ColdStartInfo(model=self._variant_model(), footprint=self.variant.footprint,
                              coldstart=runs.parts() if timed else None,
                              stability=stability([r.total for r in runs.timed()]) if timed else None,

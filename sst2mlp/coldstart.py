@@ -1,6 +1,6 @@
-"""The coldstart group's parent side: each round starts a fresh Python process (sst2mlp.loaders) that loads an impl
+"""The coldstart group's parent side: each round starts a fresh Python process (sst2mlp.impls.coldstart_child) that loads an impl
 from the files it ships and makes one prediction; the round's time is from starting the process to reading that
-prediction, split into the phases the child stamped (sst2mlp.loaders.PHASES).
+prediction, split into the phases the child stamped (sst2mlp.impls.coldstart_child.PHASES).
 
 What is shipped is written once per configuration and impl, before any round, into a folder of the session's; one
 untimed warm-up round first puts those files and the runtime's libraries in the page cache, so the rounds measure a
@@ -22,10 +22,13 @@ import numpy as np
 
 from .contract import ColdStartParts
 from .features import BagOfWords
-from .loaders import CONFIG_FILE, INPUTS_FILE, PHASES, now
+from .impls import coldstart_child
+from .impls.base import Impl
+from .impls.coldstart_child import CONFIG_FILE, INPUTS_FILE, PHASES, now
 from .model import ModelConfig
 from .variants import PreparedVariant
 
+CHILD = coldstart_child.__name__
 ROUNDS_WARMUP = 1
 PROCESS_TIMEOUT = 600  # seconds; a first torch.compile of a large model takes about a minute here
 
@@ -65,7 +68,7 @@ class ColdStartRuns:
     """pytest-benchmark's target and setup for one coldstart benchmark: `run` starts a process and returns when its
     prediction arrives; `setup` (untimed) waits for the previous process to exit, so that no two overlap."""
 
-    impl: str
+    impl: Impl
     folder: Path
     threads: int
     denormals: str
@@ -77,13 +80,13 @@ class ColdStartRuns:
 
     def run(self) -> None:
         started = now()
-        process = subprocess.Popen([sys.executable, "-m", "sst2mlp.loaders", self.impl, str(self.folder), str(self.threads),
-                                    self.denormals], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, "-m", CHILD, self.impl.module, self.impl.name, str(self.folder),
+                                    str(self.threads), self.denormals], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = process.stdout.readline()
         self._process = process
         if not line:
             self.finish()
-            raise RuntimeError(f"the cold start of impl {self.impl!r} printed no result")
+            raise RuntimeError(f"the cold start of impl {self.impl.name!r} printed no result")
         self.rounds.append(parse_round(line, started))
 
     def finish(self) -> None:
@@ -94,7 +97,7 @@ class ColdStartRuns:
         _, errors = process.communicate(timeout=PROCESS_TIMEOUT)
         if process.returncode != 0:
             last = (errors.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"the cold start of impl {self.impl!r} failed (exit {process.returncode}): {last}")
+            raise RuntimeError(f"the cold start of impl {self.impl.name!r} failed (exit {process.returncode}): {last}")
 
     def timed(self) -> list[ColdStartRound]:
         return self.rounds[ROUNDS_WARMUP:] if len(self.rounds) > ROUNDS_WARMUP else self.rounds
@@ -139,7 +142,7 @@ class ColdStarts:
             folder = Path(self._root.name) / f"{config.id}-{impl}-T{threads}"
             write_shipped(prepared, config, example, folder)
             self._folders[key] = folder
-        return ColdStartRuns(impl, self._folders[key], threads, self.denormals)
+        return ColdStartRuns(prepared.variant.impl, self._folders[key], threads, self.denormals)
 
     def release(self, config: ModelConfig) -> None:
         """Remove the shipped files of `config` (after its last benchmark)."""

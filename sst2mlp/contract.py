@@ -198,7 +198,7 @@ class ThroughputInfo:
 @dataclass(frozen=True)
 class ColdStartParts:
     """Medians over a coldstart benchmark's rounds (each a fresh process) of the phases from starting the process to
-    its first prediction, in seconds (sst2mlp.loaders), and the total; the rounds' process ids."""
+    its first prediction, in seconds (sst2mlp.impls.coldstart_child), and the total; the rounds' process ids."""
 
     coldstart_interpreter_seconds: float
     coldstart_imports_seconds: float

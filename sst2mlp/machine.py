@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 
 from . import kernel
-from .impls import runtimes_of
-from .sessions import runtime_info
+from .impls.registry import runtime_info
 
 _BUILD_PATTERNS = {
     "blas": r"BLAS_INFO=(\w+)",
@@ -127,7 +126,7 @@ def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tup
     }
     if "fused" in impls:
         machine_info["fused_kernel"] = kernel.build_info()
-    machine_info["runtimes"] = runtime_info(runtimes_of(impls), threads, denormals.get("mode", "flush") == "flush")
+    machine_info["runtimes"] = runtime_info(impls, threads, denormals.get("mode", "flush") == "flush")
     machine_info["denormals"] = denormals
     machine_info["cpu_model"] = cpu_model()
     machine_info["cpu_count"] = os.cpu_count()

@@ -14,7 +14,7 @@ from typing import Any
 
 from .canary import QUIET_SPEED
 from .contract import BASELINE
-from .impls import IMPL_NAMES, TRAINABLE
+from .impls.registry import IMPL_NAMES, TRAINABLE
 from .machine import DENORMAL_MODES
 from .model import ModelConfig
 

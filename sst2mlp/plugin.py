@@ -16,7 +16,8 @@ from pytest_benchmark.utils import get_commit_info, safe_dumps
 from .case import BenchmarkCase
 from .coldstart import ROUNDS_WARMUP
 from .data import DATA_DIR_ENV, DataError, resolve_data_dir
-from .impls import IMPLS, RuntimeUnavailable
+from .impls.base import RuntimeUnavailable
+from .impls.registry import IMPLS
 from .journal import FOLDER as JOURNAL_FOLDER
 from .journal import Journal, JournalError, RunIdentity, merged_run, pack_rounds
 from .kernel import KernelUnavailable

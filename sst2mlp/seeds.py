@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .contract import AccuracyOverSeeds, ApproximateSeeds, SeedAccuracies
 from .corpus import Corpus
-from .impls import make_variant
+from .impls.registry import make_variant
 from .model import MLP, ModelConfig
 from .trained import Models, trainer_of
 from .training import TrainResult, accuracy

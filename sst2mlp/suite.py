@@ -12,7 +12,7 @@ from .canary import Canary, QuietGate, WaitBudget
 from .coldstart import ColdStarts
 from .corpus import Corpus
 from .footprint import MemoryMeter
-from .impls import approximate
+from .impls.registry import approximate
 from .limits import MachineLimits
 from .model import ModelConfig
 from .options import SuiteOptions

@@ -14,7 +14,7 @@ from . import stats
 from .canary import QuietGate
 from .contract import Percentiles, QuietGateInfo, Stability
 from .features import BagOfWords
-from .impls import Variant
+from .impls.registry import Variant
 
 CALIBRATION_CALLS = 50  # at most; a slow benchmark stops after CALIBRATION_SECONDS of calls, and at least
 CALIBRATION_MIN_CALLS = 5  # calls: a whole-dev pass of a slow runtime takes 0.1 s, 50 of them more than its timing

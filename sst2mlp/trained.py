@@ -11,7 +11,7 @@ import torch
 from .corpus import Corpus
 from .features import BagOfWords
 from .footprint import MemoryMeter
-from .impls import get_impl
+from .impls.registry import get_impl
 from .model import MLP, ModelConfig
 from .training import TrainConfig, TrainResult, accuracy, make_optimizer, train
 

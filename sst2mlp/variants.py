@@ -10,9 +10,9 @@ import torch
 from .contract import Footprint, Parity
 from .corpus import Corpus
 from .footprint import MemoryMeter
-from .impls import Variant, effective_flops, make_variant
+from .impls.base import RuntimeSettings
+from .impls.registry import Variant, make_variant
 from .model import ModelConfig
-from .sessions import RuntimeSettings
 from .trained import Models, TrainedModel, Trainer, trainer_of
 from .training import logit_accuracy, predict_logits
 
@@ -59,7 +59,7 @@ class Variants:
                     self._reference[id(source.model)] = predict_logits(source.model, dev)
                 reference = self._reference[id(source.model)]
             self.prepared[key] = PreparedVariant(variant, source, logit_accuracy(logits, labels),
-                                                 effective_flops(impl, source.model, dev),
+                                                 variant.impl.effective_flops(source.model, dev),
                                                  footprint, parity(logits, reference))
             self.build_seconds += time.perf_counter() - start
         return self.prepared[key]

@@ -5,7 +5,7 @@ import torch
 
 from sst2mlp import MLP, Vocabulary, accuracy, featurize
 from sst2mlp.footprint import PeakMemory
-from sst2mlp.impls import make_variant
+from sst2mlp.impls.registry import make_variant
 from sst2mlp.training import TrainConfig, train
 
 SENTENCES = ["a b c a", "a", "b b b b c", "c d", "d d a"]

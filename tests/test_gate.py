@@ -164,7 +164,7 @@ def test_one_baseline_is_judged_against_the_profile_of_its_kind_or_else_its_grou
 
 def test_the_packaged_profile_covers_every_impl_and_batch_size_the_suite_times():
     """A new impl, or a new batch size, needs A/A runs for the shipped profile (docs/gate.md says how)."""
-    from sst2mlp.impls import IMPLS
+    from sst2mlp.impls.registry import IMPLS
 
     profile = load_profile()
     expected = {f"inference/{impl}/B1" for impl in IMPLS} | {f"throughput/{impl}/B{b}" for impl in IMPLS for b in (64, "dev")}

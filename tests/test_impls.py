@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, kernel, predict_logits, train
-from sst2mlp.impls import REGISTRY, effective_flops, get_impl, make_variant
+from sst2mlp.impls.base import RuntimeSettings
+from sst2mlp.impls.registry import IMPLS, REGISTRY, Variant, get_impl, make_variant
 from sst2mlp.model import SparseLinear, convert, count_flops, count_params
 
 
@@ -63,9 +64,9 @@ def test_effective_flops_count_only_present_words():
     bags = featurize(sentences, Vocabulary.build(sentences))  # 3, 1, 1 distinct words
     model = MLP(1, 4, 3)
     rest = (2 * 4 * 4 + 4) + (2 * 4 + 1)
-    assert effective_flops("sparse", model, bags) == pytest.approx(2 * (5 / 3) * 4 + 4 + rest)
-    assert effective_flops("torchscript", model, bags) == effective_flops("sparse", model, bags)
-    assert effective_flops("dense", model, bags) == effective_flops("int8", model, bags) == count_flops(model)
+    assert IMPLS["sparse"].effective_flops(model, bags) == pytest.approx(2 * (5 / 3) * 4 + 4 + rest)
+    assert IMPLS["torchscript"].effective_flops(model, bags) == IMPLS["sparse"].effective_flops(model, bags)
+    assert IMPLS["dense"].effective_flops(model, bags) == IMPLS["int8"].effective_flops(model, bags) == count_flops(model)
 
 
 def test_fused_effective_flops_skip_the_units_the_relu_zeroed():
@@ -76,7 +77,7 @@ def test_fused_effective_flops_skip_the_units_the_relu_zeroed():
         model.input.weight.zero_()
         model.input.bias.copy_(torch.tensor([1.0, -1.0, 2.0, 0.0]))  # two units pass the ReLU for every sentence
     sparse_input = 2 * (5 / 3) * 4 + 4
-    assert effective_flops("fused", model, bags) == pytest.approx(sparse_input + (2 * 2 * 4 + 4) + (2 * 4 + 1))
+    assert IMPLS["fused"].effective_flops(model, bags) == pytest.approx(sparse_input + (2 * 2 * 4 + 4) + (2 * 4 + 1))
 
 
 def test_unknown_impl_names_the_choices():
@@ -104,6 +105,23 @@ def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(i
     assert torch.allclose(one_at_a_time, reference, rtol=0, atol=tolerance)
     held, shipped = variant.model_bytes(), variant.file_bytes()
     assert held >= 500 * 64 * (1 if "int8" in impl else 4) and held <= shipped <= held + 20_000  # the input table at least
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
+def test_every_impl_ships_the_files_its_record_names_and_loads_them_back_to_the_same_logits(impl, tmp_path):
+    """The record's parts fit together: `save` writes exactly `files`, and `load` then `prepare` (what a cold process
+    runs) give the built forward's logits; its pinning says how threads and denormals were set."""
+    record = get_impl(impl)
+    model, bags = tiny_model_and_bags()
+    variant = make_variant(impl, model, bags)
+    assert [path.name for path in variant.save(tmp_path)] == sorted(record.files)
+    config = {"num_layers": 2, "hidden_size": 8, "vocab_size": 4}
+    inputs = variant.inputs(bags)
+    with torch.no_grad():
+        loaded = record.prepare(record.load(tmp_path, config), RuntimeSettings(), inputs)
+        assert torch.allclose(Variant(record, loaded)(*inputs), variant(*inputs), rtol=0, atol=1e-6)
+    assert {"thread_setting", "denormal_setting"} <= set(record.pinning) and record.module.startswith("sst2mlp.impls.")
 
 
 def tiny_model_and_bags(num_layers=2):

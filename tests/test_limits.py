@@ -2,7 +2,7 @@
 import pytest
 
 from sst2mlp import MLP, Vocabulary, featurize
-from sst2mlp.impls import bytes_read
+from sst2mlp.impls.registry import IMPLS
 from sst2mlp.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
 
 LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0, int8_peak_gflops=40.0,
@@ -39,11 +39,11 @@ def test_a_dense_input_reads_every_weight_and_a_sparse_one_only_the_rows_of_its_
     bags = featurize(sentences, Vocabulary.build(sentences))  # 4 words
     model = MLP(1, 8, bags.vocab_size).eval()
     weights = 4 * sum(p.numel() for p in model.parameters())
-    assert bytes_read("dense", model, weights, [bags]) == weights + 4 * 2 * 4  # and the dense count rows
+    assert IMPLS["dense"].bytes_read(model, weights, [bags]) == weights + 4 * 2 * 4  # and the dense count rows
     table = 4 * 4 * 8
     rows = 4 * 8 * 4  # the 4 distinct words of the batch
-    assert bytes_read("sparse", model, weights, [bags]) == weights - table + rows + 12 * 5
-    assert bytes_read("fused", model, weights, [bags]) <= bytes_read("sparse", model, weights, [bags])  # inactive rows skipped
+    assert IMPLS["sparse"].bytes_read(model, weights, [bags]) == weights - table + rows + 12 * 5
+    assert IMPLS["fused"].bytes_read(model, weights, [bags]) <= IMPLS["sparse"].bytes_read(model, weights, [bags])  # inactive rows skipped
 
 
 def test_a_trainings_floor_is_every_steps_adam_update_plus_three_times_the_forward_flops_at_the_peak():

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from helpers import ROOT, assert_usage_error, parse_error, parsed, run_pytest
-from sst2mlp.impls import IMPL_NAMES
+from sst2mlp.impls.registry import IMPL_NAMES
 from sst2mlp.model import ModelConfig
 from sst2mlp.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
 

@@ -1,4 +1,4 @@
-"""The peer runtimes (sst2mlp.runtimes) as impls: exact where they claim to be, int8 close, threads and denormals
+"""The peer runtimes (sst2mlp.impls) as impls: exact where they claim to be, int8 close, threads and denormals
 passed on, and their cold starts in fresh processes."""
 import json
 import os
@@ -13,10 +13,12 @@ import torch
 from helpers import QUIET, run_pytest
 from sst2mlp import MLP, Vocabulary, accuracy, featurize, predict_logits
 from sst2mlp.coldstart import ColdStartRuns, parse_round, write_shipped
-from sst2mlp.impls import IMPL_NAMES, REGISTRY, get_impl, make_variant
-from sst2mlp.loaders import LOADERS, PHASES
-from sst2mlp.runtimes import GatheredMLP, export_onnx, with_weights
-from sst2mlp.sessions import RuntimeSettings, openvino_config, runtime_info, session_options
+from sst2mlp.impls.base import RuntimeSettings
+from sst2mlp.impls.coldstart_child import PHASES, now
+from sst2mlp.impls.gathered import GatheredMLP, export_onnx, with_weights
+from sst2mlp.impls.onnx_runtime import session_options
+from sst2mlp.impls.openvino_runtime import compile_config
+from sst2mlp.impls.registry import REGISTRY, get_impl, make_variant, runtime_info
 from sst2mlp.variants import PreparedVariant, parity
 
 PEERS = [impl.name for impl in REGISTRY if impl.peer]
@@ -94,7 +96,7 @@ def test_the_runtimes_get_the_suites_threads_and_denormal_mode():
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.set_denormal_as_zero") == "1"
     assert session_options(RuntimeSettings(1, flush_denormals=False)).get_session_config_entry("session.set_denormal_as_zero") == "0"
-    config = openvino_config(RuntimeSettings(threads=3, flush_denormals=False))
+    config = compile_config(RuntimeSettings(threads=3, flush_denormals=False))
     assert config["INFERENCE_NUM_THREADS"] == 3 and config["CPU_DENORMALS_OPTIMIZATION"] is False
     assert config["INFERENCE_PRECISION_HINT"] == "f32"  # bf16 on CPUs that have it, otherwise
 
@@ -108,7 +110,7 @@ def test_openvino_compiles_with_the_threads_and_precision_it_was_given():
 
 
 def test_machine_info_records_each_runtimes_version_and_threads():
-    info = runtime_info(["torch", "onnxruntime", "openvino"], threads=(1, 2), flush_denormals=True)
+    info = runtime_info(["dense", "onnxruntime", "openvino"], threads=(1, 2), flush_denormals=True)
     import onnxruntime
     import openvino
 
@@ -122,10 +124,6 @@ def test_parity_counts_disagreements_and_the_largest_difference():
     assert result.agreement_with_dense == 0.75 and result.max_logit_difference == pytest.approx(1.0)
 
 
-def test_every_impl_has_a_cold_start_loader():
-    assert set(LOADERS) == set(IMPL_NAMES)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", ["dense", "onnxruntime"])
 def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl, tmp_path):
@@ -133,10 +131,10 @@ def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl
     variant = make_variant(impl, model, bags)
     prepared = PreparedVariant(variant, None, 0.0, 0.0, None, None)
     write_shipped(prepared, model.config, bags.rows(0, 1), tmp_path)
-    runs = ColdStartRuns(impl, tmp_path, threads=1, denormals="flush")
-    started = time_now()
+    runs = ColdStartRuns(get_impl(impl), tmp_path, threads=1, denormals="flush")
+    started = now()
     runs.run()
-    waited = time_now() - started  # the parent's view: process start to the prediction read
+    waited = now() - started  # the parent's view: process start to the prediction read
     runs.finish()
     (round_,) = runs.rounds
     assert round_.pid != os.getpid()
@@ -146,18 +144,12 @@ def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl
         assert round_.logit == pytest.approx(float(variant(*variant.inputs(bags.rows(0, 1)))[0]), abs=1e-4)
 
 
-def time_now():
-    from sst2mlp.loaders import now
-
-    return now()
-
-
 def test_an_onnxruntime_cold_start_does_not_import_torch(tmp_path):
     model, bags = small_model()
     write_shipped(PreparedVariant(make_variant("onnxruntime", model, bags), None, 0.0, 0.0, None, None), model.config,
                   bags.rows(0, 1), tmp_path)
-    code = ("import sys; from sst2mlp import loaders; loaders.run_child('onnxruntime', __import__('pathlib').Path(sys.argv[1]),"
-            " 1, True, loaders.now()); print('torch' in sys.modules)")
+    code = ("import sys; from sst2mlp.impls import coldstart_child as c; c.run_child('sst2mlp.impls.onnx_runtime', 'onnxruntime',"
+            " __import__('pathlib').Path(sys.argv[1]), 1, True, c.now()); print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
 
@@ -167,7 +159,7 @@ def test_a_failed_cold_start_says_which_impl_and_why(tmp_path):
     write_shipped(PreparedVariant(make_variant("dense", model, bags), None, 0.0, 0.0, None, None), model.config,
                   bags.rows(0, 1), tmp_path)
     (tmp_path / "model.pt").write_bytes(b"not a state dict")
-    runs = ColdStartRuns("dense", tmp_path, threads=1, denormals="flush")
+    runs = ColdStartRuns(get_impl("dense"), tmp_path, threads=1, denormals="flush")
     with pytest.raises(RuntimeError, match=r"the cold start of impl 'dense' failed \(exit 1\): .*"):
         runs.run()
 
@@ -183,7 +175,7 @@ def test_parse_round_splits_the_time_since_the_parent_started_the_process():
 @pytest.mark.slow
 def test_a_missing_optional_runtime_leaves_its_benchmarks_out_with_one_line_naming_the_install_command(tmp_path, tiny_glue):
     plugin = tmp_path / "no_openvino.py"
-    plugin.write_text("import sst2mlp.runtimes as r\n_installed = r.installed\n"
+    plugin.write_text("import sst2mlp.impls.base as r\n_installed = r.installed\n"
                       "r.installed = lambda module: module != 'openvino' and _installed(module)\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     run = run_pytest("benchmarks/bench_mlp.py", "-p", "no_openvino", *QUIET, f"--sst2-data={tiny_glue}",

@@ -1,0 +1,102 @@
+"""`executorch`: the GatheredMLP (sst2mlp.impls.gathered) lowered to ExecuTorch's XNNPACK backend and run by its
+Python runtime; ships as model.pte."""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..features import BagOfWords
+from ..model import MLP
+from .base import EXTRA_INSTALL, Impl, RuntimeSettings, quiet_export
+
+PROGRAM_FILE = "model.pte"
+PINNING = {"thread_setting": "XNNPACK threadpool reset to T",
+           "denormal_setting": "none of its own: runs on the calling thread at T=1, which torch set"}
+
+
+class ExecuTorchForward:
+    """A loaded program's forward method. XNNPACK takes one dynamic dimension, so the words axis is fixed at
+    `words`, the longest row of the rows the program was lowered for (the dev set)."""
+
+    def __init__(self, program: bytes, settings: RuntimeSettings, words: int | None = None):
+        with quiet_export():  # importing executorch loads torchao, which logs warnings about kernels this CPU lacks
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+
+        self.program, self.words = program, words
+        portable_lib._unsafe_reset_threadpool(settings.threads)
+        self.method = Runtime.get().load_program(program).load_method("forward")
+        self._execute = self.method.execute
+
+    def padded(self, bags: BagOfWords) -> tuple[torch.Tensor, torch.Tensor]:
+        return padded_to(bags, self.words)
+
+    def __call__(self, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self._execute((ids, weights))[0]
+
+
+def padded_to(bags: BagOfWords, words: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, weights) padded to `words` per row, the program's fixed words axis."""
+    ids, weights = bags.padded()
+    if ids.shape[1] > words:
+        raise ValueError(f"a row has {ids.shape[1]} words; the ExecuTorch program takes at most {words}")
+    pad = (0, words - ids.shape[1])
+    return nn.functional.pad(ids, pad), nn.functional.pad(weights, pad)
+
+
+def build(trained: MLP, example: BagOfWords, settings: RuntimeSettings) -> ExecuTorchForward:
+    from .gathered import GatheredMLP
+
+    words = int(example.nnz_per_row.max()) if len(example) else 1
+    program = lower(GatheredMLP(trained).eval(), padded_to(example.rows(0, min(3, len(example))), words),
+                    max_rows=max(3, len(example)))
+    return ExecuTorchForward(program, settings, words)
+
+
+def lower(module: nn.Module, example: tuple[torch.Tensor, torch.Tensor], max_rows: int) -> bytes:
+    """The ExecuTorch program of `module`, lowered in a process of its own: torch.export and ExecuTorch's lowering
+    keep about two copies of the weights for the life of the process that lowers (25 MB more after each lowering of
+    a 3 M-parameter model, measured), which a run lowering every configuration of a grid cannot afford."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the parent's torch state
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_lower_here, module, example, max_rows).result()
+
+
+def _lower_here(module: nn.Module, example: tuple[torch.Tensor, torch.Tensor], max_rows: int) -> bytes:
+    """ExecuTorch plans its memory for the largest batch: `max_rows` (the whole dev set), not an arbitrary bound."""
+    rows = torch.export.Dim("rows", max=max_rows)
+    with quiet_export(), torch.inference_mode(False), torch.no_grad():
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+
+        exported = torch.export.export(module, example, dynamic_shapes=({0: rows}, {0: rows}))
+        return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+
+def held_bytes(forward: ExecuTorchForward) -> int:
+    """The program buffer the runtime keeps: its weights are in it."""
+    return len(forward.program)
+
+
+def save(forward: ExecuTorchForward, folder: Path) -> None:
+    (folder / PROGRAM_FILE).write_bytes(forward.program)
+
+
+def load(folder: Path, _config: dict) -> bytes:
+    return (folder / PROGRAM_FILE).read_bytes()
+
+
+def prepare(program: bytes, settings: RuntimeSettings, _inputs: tuple) -> ExecuTorchForward:
+    return ExecuTorchForward(program, settings)
+
+
+IMPLS = (Impl("executorch", "the gathered model lowered to ExecuTorch's XNNPACK backend, run by its Python runtime",
+              110, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
+              files=(PROGRAM_FILE,), save=save, load=load, prepare=prepare, peer=True, runtime="executorch",
+              pinning=PINNING, coldstart_imports=("executorch.runtime",),
+              model_inputs=lambda forward, bags: forward.padded(bags), requires="executorch",
+              install=EXTRA_INSTALL.format("executorch")),)
