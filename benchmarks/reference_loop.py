@@ -16,6 +16,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from sst2mlp import contract
 from sst2mlp.features import BagOfWords
 from sst2mlp.model import MLP
 from sst2mlp.trained import Trainer
@@ -55,13 +56,13 @@ def reference_training(model: MLP, bags: BagOfWords, labels: torch.Tensor, confi
     return TrainResult(epoch_seconds, epoch_losses, correct / len(bags))
 
 
-REFERENCE_LOOP = Trainer("reference-loop", impl="dense", routine=reference_training, fused_adam=False)  # the default Adam
+REFERENCE_LOOP = Trainer(contract.REFERENCE_LOOP, impl="dense", routine=reference_training, fused_adam=False)  # the default Adam
 
 
 @pytest.mark.benchmark(group="training")
 @pytest.mark.parametrize("batch_size", [TrainConfig.batch_size], ids=lambda b: f"B{b}")
 @pytest.mark.parametrize("impl", [REFERENCE_LOOP.name])
 def test_training(benchmark, case, impl, batch_size):
-    runs = case.suite.training_runs(case.config, REFERENCE_LOOP, timed=benchmark.enabled)
-    benchmark.pedantic(runs.run, setup=runs.setup, warmup_rounds=1, rounds=case.suite.options.train_rounds)
-    case.suite.write(benchmark, case.training(runs, benchmark), timed=benchmark.stats is not None)
+    runs = case.training_runs(timed=benchmark.enabled, trainer=REFERENCE_LOOP)
+    benchmark.pedantic(runs.run, setup=runs.setup, warmup_rounds=1, rounds=case.train_rounds)
+    case.write(benchmark, case.training(runs, benchmark), timed=benchmark.stats is not None)

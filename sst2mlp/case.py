@@ -1,22 +1,23 @@
-"""One benchmark's subject (a configuration, an impl, a thread count, in a session) and the record of each group that
-its benchmark saves as extra_info (sst2mlp.contract): one builder per group."""
+"""One benchmark's subject (a configuration, an impl, a thread count, in a session): what its body runs and times,
+and the record of each group that its benchmark saves as extra_info (sst2mlp.contract), one builder per group. The
+benchmark bodies (benchmarks/) call the case and nothing behind it."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
 
 from .coldstart import ColdStartRuns
 from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
 from .features import BagOfWords
 from .impls.registry import IMPLS
-from .limits import floor_seconds, training_floor_seconds
+from .limits import call_floor_seconds, training_floor_seconds, training_flops
 from .model import ModelConfig
 from .suite import Suite
-from .timing import CyclingInputs, Timing, round_seconds, stability
-from .trained import TrainedModel, TrainingRuns
+from .timing import CyclingInputs, Timing, round_seconds, stability, time_forward
+from .trained import TrainedModel, Trainer, TrainingRuns, trainer_of
 from .training import TrainConfig
 from .variants import PreparedVariant
 
@@ -36,6 +37,45 @@ class BenchmarkCase:
     def variant(self) -> PreparedVariant:
         return self.suite.variants.get(self.config, self.impl, self.threads)
 
+    # What the bodies run: the rounds each group takes, its inputs, its timing, its record written.
+    @property
+    def train_rounds(self) -> int:
+        return self.suite.options.train_rounds
+
+    @property
+    def coldstart_rounds(self) -> int:
+        return self.suite.options.coldstart_rounds
+
+    @property
+    def latency_rounds(self) -> int:
+        return self.suite.options.latency_rounds
+
+    def training_runs(self, timed: bool, trainer: Trainer | None = None) -> TrainingRuns:
+        """The rounds of its training benchmark, by its impl's trainer or by `trainer`."""
+        return self.suite.training_runs(self.config, trainer or trainer_of(self.impl), timed)
+
+    def batches(self, batch_size: int) -> CyclingInputs:
+        """The variant's inputs for batches of `batch_size` dev rows, made before any timing."""
+        return CyclingInputs(self.variant.variant, self.dev, batch_size)
+
+    def time(self, benchmark, inputs: CyclingInputs, min_rounds: int, warmup_rounds: int) -> Timing:
+        """The variant's forward on the cycled inputs, timed behind the session's quiet gate."""
+        forward = self.variant.variant.module
+        return time_forward(benchmark, forward, inputs, lambda: self.suite.quiet_gate(forward, inputs), min_rounds,
+                            warmup_rounds, self.suite.options.min_time)
+
+    def peak_rss_of_one_pass(self, inputs: tuple) -> int | None:
+        """The resident memory one untimed forward pass on `inputs` adds at its peak."""
+        with torch.inference_mode():
+            return self.suite.memory.peak_of(lambda: self.variant.variant(*inputs))
+
+    def coldstart_runs(self) -> ColdStartRuns:
+        return self.suite.coldstarts.runs(self.variant, self.config, self.threads, self.dev.rows(0, 1))
+
+    def write(self, benchmark, record, timed: bool) -> None:
+        self.suite.write(benchmark, record, timed)
+
+    # The records.
     def model_info(self, trained: TrainedModel, accuracy: float, flops: float) -> ModelInfo:
         corpus = self.suite.corpus
         impl = IMPLS.get(self.impl)  # None for the reference loop, a trainer of its own
@@ -69,12 +109,10 @@ class BenchmarkCase:
         if machine is None:
             return None
         train = self.suite.corpus.features(self.config.vocab_size).train
-        examples = len(train) * config.epochs
-        flops = IMPLS["sparse"].effective_flops(trained.model, train) * examples
+        flops = IMPLS["sparse"].effective_flops(trained.model, train) * len(train) * config.epochs
         adam_step = self.suite.adam_step_seconds(self.config.params, self.threads)
-        floor = training_floor_seconds(machine, adam_step, config.epochs * math.ceil(len(train) / config.batch_size), flops)
-        return TrainingRoofline(adam_step_seconds=adam_step, achieved_gflops=3 * flops / median / 1e9,
-                                floor_seconds=floor, fraction_of_floor=floor / median)
+        floor = training_floor_seconds(machine, adam_step, config.steps(len(train)), flops)
+        return TrainingRoofline.of(adam_step, training_flops(flops), floor, median)
 
     def _variant_model(self) -> ModelInfo:
         prepared = self.variant
@@ -85,12 +123,11 @@ class BenchmarkCase:
         machine, median = self.suite.limits.get(self.threads), timing.median()
         if machine is None or median is None:
             return None
-        dev = self.dev
-        batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
-        flops = self.variant.effective_flops * batch_size
-        read = IMPLS[self.impl].bytes_read(self.variant.source.model, self.variant.footprint.model_bytes, batches)
-        floor = floor_seconds(machine, flops, read, working_set=read, int8=IMPLS[self.impl].int8_products)
-        return Roofline(achieved_gflops=flops / median / 1e9, floor_seconds=floor, fraction_of_floor=floor / median)
+        prepared = self.variant
+        flops = prepared.effective_flops * batch_size
+        floor = call_floor_seconds(machine, prepared.variant.impl, prepared.source.model, prepared.footprint.model_bytes,
+                                   self.dev, batch_size, flops)
+        return Roofline.of(flops, floor, median)
 
     def inference(self, timing: Timing) -> InferenceInfo:
         return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
@@ -107,11 +144,9 @@ class BenchmarkCase:
             gate=timing.gate, stability=timing.stability(),
             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
 
-    def coldstart_runs(self) -> ColdStartRuns:
-        return self.suite.coldstarts.runs(self.variant, self.config, self.threads, self.dev.rows(0, 1))
-
     def coldstart(self, runs: ColdStartRuns, timed: bool) -> ColdStartInfo:
-        """After pedantic; for a fused impl also the kernel's first build (once a session, timed runs only)."""
+        """After pedantic; for an impl that runs the suite's C++ kernel also the kernel's first build (once a
+        session, timed runs only)."""
         build = self.suite.coldstarts.kernel_build_seconds() if timed and IMPLS[self.impl].compiles_kernel else None
         return ColdStartInfo(model=self._variant_model(), footprint=self.variant.footprint,
                              coldstart=runs.parts() if timed else None,

@@ -1,6 +1,6 @@
 """The coldstart group's parent side: each round starts a fresh Python process (sst2mlp.impls.coldstart_child) that loads an impl
 from the files it ships and makes one prediction; the round's time is from starting the process to reading that
-prediction, split into the phases the child stamped (sst2mlp.impls.coldstart_child.PHASES).
+prediction, split into the phases the child stamped (sst2mlp.contract.COLDSTART_PHASES).
 
 What is shipped is written once per configuration and impl, before any round, into a folder of the session's; one
 untimed warm-up round first puts those files and the runtime's libraries in the page cache, so the rounds measure a
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import COLDSTART_PHASES as PHASES
 from .contract import ColdStartParts
 from .features import BagOfWords
 from .impls import coldstart_child
 from .impls.base import Impl
-from .impls.coldstart_child import CONFIG_FILE, INPUTS_FILE, PHASES, now
+from .impls.coldstart_child import CONFIG_FILE, INPUTS_FILE, now
 from .model import ModelConfig
 from .variants import PreparedVariant
 
@@ -105,11 +106,7 @@ class ColdStartRuns:
     def parts(self) -> ColdStartParts:
         rounds = self.timed()
         median = {phase: float(np.median([r.phases[phase] for r in rounds])) for phase in PHASES}
-        return ColdStartParts(
-            coldstart_interpreter_seconds=median["interpreter"], coldstart_imports_seconds=median["imports"],
-            coldstart_load_seconds=median["load"], coldstart_prepare_seconds=median["prepare"],
-            coldstart_first_seconds=median["first"], coldstart_total_seconds=float(np.median([r.total for r in rounds])),
-            coldstart_pids=[r.pid for r in rounds])
+        return ColdStartParts.of(median, float(np.median([r.total for r in rounds])), [r.pid for r in rounds])
 
 
 def kernel_build_seconds() -> float:

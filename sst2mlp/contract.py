@@ -7,6 +7,7 @@ second list to keep in step. Kept free of torch so that the report can import it
 """
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field, fields
 
 from . import stats
@@ -20,6 +21,13 @@ PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_s
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
 BASELINE = {"num_layers": 2, "hidden_size": 256, "vocab_size": 10_000}  # the reference report's baseline model
+
+
+def nearest_to_baseline(configs: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """The (layers, width, vocabulary) nearest to BASELINE: the least sum of |log ratio| of layers + 1, width and
+    vocabulary size."""
+    baseline = (BASELINE["num_layers"] + 1, BASELINE["hidden_size"], BASELINE["vocab_size"])
+    return min(configs, key=lambda c: sum(abs(math.log(a / b)) for a, b in zip((c[0] + 1, c[1], c[2]), baseline)))
 SST2_DEV_EXAMPLES = 872  # GLUE SST-2's dev split, for runs saved before they recorded `dev_examples`
 
 # When a record holds a part or field: always; only when the rounds were timed (not under --benchmark-disable); only
@@ -66,7 +74,7 @@ class Stability:
 
     iqr_over_median: float
     range_over_median: float
-    unstable: bool  # IQR/median above 10%
+    unstable: bool  # IQR/median above stats.UNSTABLE_SPREAD
     samples: list[float]  # medians of 20 consecutive blocks of rounds (training: the rounds)
 
 
@@ -113,6 +121,10 @@ class Roofline:
     floor_seconds: float
     fraction_of_floor: float
 
+    @classmethod
+    def of(cls, flops: float, floor_seconds: float, median: float) -> Roofline:
+        return cls(achieved_gflops=flops / median / 1e9, floor_seconds=floor_seconds, fraction_of_floor=floor_seconds / median)
+
 
 @dataclass(frozen=True)
 class AccuracyOverSeeds:
@@ -150,13 +162,17 @@ class ApproximateSeeds:
 @dataclass(frozen=True)
 class TrainingRoofline:
     """A training against what the machine can do (sst2mlp.limits.training_floor_seconds): the Adam step the floor
-    counts, its FLOP rate (3x the forward FLOPs of every example, with a sparse input layer), the floor and
-    floor / median."""
+    counts, its FLOP rate (sst2mlp.limits.training_flops of the forward FLOPs of every example, with a sparse input
+    layer), the floor and floor / median."""
 
     adam_step_seconds: float
     achieved_gflops: float
     floor_seconds: float
     fraction_of_floor: float
+
+    @classmethod
+    def of(cls, adam_step_seconds: float, flops: float, floor_seconds: float, median: float) -> TrainingRoofline:
+        return cls(adam_step_seconds=adam_step_seconds, **vars(Roofline.of(flops, floor_seconds, median)))
 
 
 @dataclass(frozen=True)
@@ -195,6 +211,12 @@ class ThroughputInfo:
     approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
 
 
+REFERENCE_LOOP = "reference-loop"  # the impl label of benchmarks/reference_loop.py's trainer (the report's own loop)
+
+# A cold start's phases, in order: the child (sst2mlp.impls.coldstart_child) stamps the end of each after the first.
+COLDSTART_PHASES = ("interpreter", "imports", "load", "prepare", "first")
+
+
 @dataclass(frozen=True)
 class ColdStartParts:
     """Medians over a coldstart benchmark's rounds (each a fresh process) of the phases from starting the process to
@@ -207,6 +229,11 @@ class ColdStartParts:
     coldstart_first_seconds: float
     coldstart_total_seconds: float
     coldstart_pids: list[int]
+
+    @classmethod
+    def of(cls, phase_seconds: dict[str, float], total_seconds: float, pids: list[int]) -> ColdStartParts:
+        return cls(**{f"coldstart_{phase}_seconds": phase_seconds[phase] for phase in COLDSTART_PHASES},
+                   coldstart_total_seconds=total_seconds, coldstart_pids=pids)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ neighbour), at the session's thread counts.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from .machine import torch_threads
 
 LARGE_SQUARE = 1024
 CACHE_FOLDER = Path("/sys/devices/system/cpu/cpu0/cache")
@@ -125,17 +126,6 @@ def example_call_inputs(words: int = 14) -> tuple[torch.Tensor, ...]:
     return torch.arange(words), torch.tensor([0, words]), torch.ones(words)
 
 
-@contextmanager
-def torch_threads(threads: int):
-    """torch at `threads` threads, the previous count restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def measure(hidden_sizes, threads: int, extension=None, rounds: int = ROUNDS) -> MachineLimits:
     """The limits at `threads` torch threads (restored afterwards); without the kernel's extension, no call floor.
 
@@ -187,7 +177,19 @@ def adam_step_seconds(params: int, threads: int) -> float:
         return best_seconds(optimizer.step, min_seconds=0.02)
 
 
+def call_floor_seconds(limits: MachineLimits, impl, model, model_bytes: int, dev, batch_size: int, flops: float) -> float:
+    """The floor of one call of `impl` on `batch_size` rows doing `flops`: the bytes it must read averaged over the
+    dev set's whole batches (the impl's record says what it reads), at the int8 rate where it multiplies in int8."""
+    batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
+    read = impl.bytes_read(model, model_bytes, batches)
+    return floor_seconds(limits, flops, read, working_set=read, int8=impl.int8_products)
+
+
+def training_flops(forward_flops: float) -> float:
+    """A training's FLOPs: its examples' forward FLOPs three times over (forward, and backward's two products)."""
+    return 3 * forward_flops
+
+
 def training_floor_seconds(limits: MachineLimits, adam_step: float, steps: int, forward_flops: float) -> float:
-    """A training this machine could not beat: every step's exact Adam update, and the forward FLOPs of all its
-    examples three times over (forward, and backward's two products) at the peak rate."""
-    return steps * adam_step + 3 * forward_flops / (limits.peak_gflops * 1e9)
+    """A training this machine could not beat: every step's exact Adam update, and its FLOPs at the peak rate."""
+    return steps * adam_step + training_flops(forward_flops) / (limits.peak_gflops * 1e9)

@@ -22,6 +22,17 @@ _BUILD_PATTERNS = {
 }
 
 
+@contextmanager
+def torch_threads(threads: int):
+    """torch at `threads` threads, the previous count restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def torch_build_info() -> dict[str, str]:
     text = torch.__config__.show() + torch.__config__.parallel_info()
     found = {name: re.search(pattern, text) for name, pattern in _BUILD_PATTERNS.items()}

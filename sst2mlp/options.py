@@ -7,65 +7,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .arguments import choice, fraction, non_negative_float, non_negative_int, positive_float, positive_int, share
 from .canary import QUIET_SPEED
-from .contract import BASELINE
+from .contract import nearest_to_baseline
 from .impls.registry import IMPL_NAMES, TRAINABLE
 from .machine import DENORMAL_MODES
 from .model import ModelConfig
-
-
-def positive_int(text: str) -> int:
-    text = str(text).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer such as 4, got {text!r}")
-    return int(text)
-
-
-def non_negative_int(text: str) -> int:
-    text = str(text).strip()
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer such as 0, got {text!r}")
-    return int(text)
-
-
-def _number_where(accepts: Callable[[float], bool], expected: str, text: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        value = float("nan")  # fails every range check below
-    if not accepts(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    return _number_where(lambda v: 0 < v < math.inf, "a positive number of seconds such as 1.0", text)
-
-
-def non_negative_float(text: str) -> float:
-    return _number_where(lambda v: 0 <= v < math.inf, "a number of seconds, 0 or more, such as 20", text)
-
-
-def fraction(text: str) -> float:
-    return _number_where(lambda v: 0 < v <= 1, "a fraction above 0 and at most 1, such as 0.8", text)
-
-
-def share(text: str) -> float:
-    return _number_where(lambda v: 0 <= v <= 1, "a share from 0 to 1, such as 0.1", text)
-
-
-def choice(values: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if str(text).strip() not in values:
-            raise argparse.ArgumentTypeError(f"expected one of {', '.join(values)}, got {text!r}")
-        return str(text).strip()
-
-    return parse
 
 
 def positive_int_list(text: str) -> tuple[int, ...]:
@@ -275,10 +226,5 @@ class SuiteOptions:
             return []
         if self.coldstart == "grid":
             return self.grid()
-        baseline = ModelConfig(**BASELINE)
-
-        def distance(config: ModelConfig) -> float:
-            return (abs(math.log((config.num_layers + 1) / (baseline.num_layers + 1))) +
-                    abs(math.log(config.hidden_size / baseline.hidden_size)) +
-                    abs(math.log(config.vocab_size / baseline.vocab_size)))
-        return [min(self.grid(), key=distance)]
+        return [ModelConfig(*nearest_to_baseline([(n, h, k) for n, h, k in itertools.product(self.layers, self.widths,
+                                                                                                    self.vocabs)]))]

@@ -3,14 +3,12 @@ the state of a run is the `Suite` (sst2mlp.suite), the work is done by the packa
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-import torch
 from pytest_benchmark.utils import get_commit_info, safe_dumps
 
 from .case import BenchmarkCase
@@ -21,16 +19,21 @@ from .impls.registry import IMPLS
 from .journal import FOLDER as JOURNAL_FOLDER
 from .journal import Journal, JournalError, RunIdentity, merged_run, pack_rounds
 from .kernel import KernelUnavailable
-from .machine import available_cores, busy_warning, machine_load, set_denormals, update_machine_info
+from .machine import available_cores, busy_warning, machine_load, set_denormals, torch_threads, update_machine_info
 from .model import ModelConfig
 from .options import OPTIONS, SuiteOptions
 from .progress import Planned, Progress
+from .saving import SaveOptions
 from .schedule import by_configuration, configuration_of, last_of_configuration
+from .stats import UNSTABLE_SPREAD
 from .suite import Suite
 
 UNSTABLE_SHOWN = 8
 PROCESS_START_SECONDS = 1.0  # a Python process importing numpy and a runtime takes at least this here (1.2-5 s measured)
 ROOFLINE_GROUPS = ("inference", "throughput", "training")  # the groups whose records set a timing against the machine's floor
+
+OPTIONS_KEY = pytest.StashKey[SuiteOptions]()  # the run's parsed --sst2-* options
+SUITE_KEY = pytest.StashKey[Suite]()  # the run's session state
 
 
 def pytest_addoption(parser):
@@ -58,11 +61,11 @@ def pytest_configure(config):
             resumed = Journal.read(Path(options.resume))
         except JournalError as error:
             raise pytest.UsageError(str(error)) from None
-    config.sst2_options = options
-    config.sst2_suite = Suite(options)
+    config.stash[OPTIONS_KEY] = options
+    config.stash[SUITE_KEY] = Suite(options)
     # before torch starts its worker threads, which inherit the setting
     denormals = {"mode": options.denormals, "flush_supported": set_denormals(options.denormals)}
-    config.pluginmanager.register(RunHooks(config, config.sst2_suite, denormals, resumed), "sst2mlp-run")
+    config.pluginmanager.register(RunHooks(config, config.stash[SUITE_KEY], denormals, resumed), "sst2mlp-run")
 
 
 def _names(argnames) -> list[str]:
@@ -71,7 +74,7 @@ def _names(argnames) -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
-    options = metafunc.config.sst2_options
+    options = metafunc.config.stash[OPTIONS_KEY]
     group = (metafunc.definition.get_closest_marker("benchmark") or pytest.mark.benchmark()).kwargs.get("group")
     if "model_config" in metafunc.fixturenames:
         grid = options.coldstart_grid() if group == "coldstart" else options.grid()
@@ -136,6 +139,7 @@ class RunHooks:
 
     def __init__(self, config, suite: Suite, denormals: dict, resumed: Journal | None = None):
         self.config, self.suite, self.denormals = config, suite, denormals
+        self.saving = SaveOptions.of(config)  # where pytest-benchmark saves the run, read once
         self.resumed = resumed  # the journal of the interrupted run this one continues (--sst2-resume)
         self.journal: Journal | None = None  # where this run writes each finished benchmark
         self.identity: RunIdentity | None = None
@@ -204,7 +208,7 @@ class RunHooks:
     def pytest_collection_modifyitems(self, session, config, items):
         """Left out, not skipped: the coldstart group under --sst2-coldstart=off, and the benchmarks of an impl whose
         optional runtime is not installed, with one line per runtime that says how to install it."""
-        if config.sst2_options.coldstart == "off":
+        if config.stash[OPTIONS_KEY].coldstart == "off":
             _deselect(config, items, [item for item in items if _group(item) == "coldstart"])
         missing: dict[str, list] = {}
         for item in items:
@@ -217,9 +221,9 @@ class RunHooks:
             config.issue_config_time_warning(
                 pytest.PytestWarning(f"sst2mlp: {problem}; its {len(group)} benchmark(s) are left out"), stacklevel=2)
         items[:] = by_configuration(items)
-        if _saves(config):
+        if self.saving.saves:
             planned = [item.nodeid for item in _benchmarks(items)]
-            self.identity = RunIdentity.current(config.sst2_options, planned, get_commit_info())
+            self.identity = RunIdentity.current(config.stash[OPTIONS_KEY], planned, get_commit_info())
         if self.resumed is not None:
             self._resume(config, items)
 
@@ -228,7 +232,7 @@ class RunHooks:
         if self.identity is None:
             raise pytest.UsageError(f"--sst2-resume {self.resumed.path}: this run saves nothing; expected the options "
                                     "that saved the interrupted run (--benchmark-autosave, --benchmark-save or --benchmark-json)")
-        differences = self.identity.differences(self.resumed.identity, any_commit=config.sst2_options.resume_commit == "any")
+        differences = self.identity.differences(self.resumed.identity, any_commit=config.stash[OPTIONS_KEY].resume_commit == "any")
         if differences:
             raise pytest.UsageError(f"--sst2-resume {self.resumed.path}: cannot continue that run, it differs from this "
                                     f"one in {len(differences)} way(s): " + "; ".join(differences))
@@ -242,7 +246,7 @@ class RunHooks:
         benchmarks = _benchmarks(session.items)
         if config.option.collectonly or not benchmarks:
             return
-        problem = _xdist_problem(config, collected_benchmarks=True) or destination_problem(config)
+        problem = _xdist_problem(config, collected_benchmarks=True) or self.saving.problem()
         if problem:
             pytest.exit(f"sst2mlp: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         try:
@@ -251,23 +255,23 @@ class RunHooks:
             pytest.exit(f"sst2mlp: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         self.planned = {item.nodeid for item in benchmarks}
         self.groups = {item.nodeid: _group(item) for item in benchmarks}
-        if self.identity is not None and not config.getoption("benchmark_disable", False):
-            self.journal = self.resumed or Journal.create(_storage_folder(config) / JOURNAL_FOLDER, self.identity)
+        if self.identity is not None and not self.saving.disabled:
+            self.journal = self.resumed or Journal.create(self.saving.storage_folder / JOURNAL_FOLDER, self.identity)
             self.journal.drop_cut_line()
         self.release_after = last_of_configuration([(item.nodeid, configuration_of(item)) for item in benchmarks])
         self.previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-        for warning in (*suite.corpus.warnings(), *config.sst2_options.cost_warnings(), *_unsaved(config)):
+        for warning in (*suite.corpus.warnings(), *config.stash[OPTIONS_KEY].cost_warnings(), *self.saving.unused()):
             config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
         self.load = machine_load()
-        if not config.getoption("benchmark_disable", False) and any(_group(item) in ROOFLINE_GROUPS for item in benchmarks):
+        if not self.saving.disabled and any(_group(item) in ROOFLINE_GROUPS for item in benchmarks):
             suite.measure_limits()  # before the first timed benchmark, after the load reading
-        if shows_progress(config.sst2_options.progress, config.get_verbosity()):
+        if shows_progress(config.stash[OPTIONS_KEY].progress, config.get_verbosity()):
             reporter = config.pluginmanager.get_plugin("terminalreporter")
             suite.progress = Progress([_planned(item) for item in benchmarks], write=reporter.write_line,
-                                      terminal=bool(reporter.isatty), min_other_seconds=config.sst2_options.min_time,
-                                      min_coldstart_seconds=PROCESS_START_SECONDS * (config.sst2_options.coldstart_rounds + ROUNDS_WARMUP))
+                                      terminal=bool(reporter.isatty), min_other_seconds=config.stash[OPTIONS_KEY].min_time,
+                                      min_coldstart_seconds=PROCESS_START_SECONDS * (config.stash[OPTIONS_KEY].coldstart_rounds + ROUNDS_WARMUP))
         cores = available_cores()
-        for warning in (busy_warning(self.load, cores), _oversubscribed(config.sst2_options.threads, cores)):
+        for warning in (busy_warning(self.load, cores), _oversubscribed(config.stash[OPTIONS_KEY].threads, cores)):
             if warning:
                 config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
 
@@ -277,13 +281,12 @@ class RunHooks:
         fixture = (getattr(item, "funcargs", None) or {}).get("benchmark")
         if item.nodeid not in self.suite.finished or fixture is None or fixture.stats is None:
             return
-        config = self.config
-        include_data = bool(config.getoption("benchmark_json", None)) or config.getoption("benchmark_save_data", False)
+        include_data = self.saving.includes_rounds
         if self.journal is not None:
             self.journal.append(json.loads(safe_dumps(fixture.stats.as_dict(include_data=include_data))),
                                 {"id": self.session_id, "wall_seconds": round(time.monotonic() - self.started, 1),
                                  "peak_rss_bytes": self.suite.memory.peak.process_peak_bytes()})
-        if not (include_data or config.getoption("benchmark_histogram", None)):
+        if not (include_data or self.saving.histogram):
             pack_rounds(fixture.stats.stats)
 
 
@@ -304,7 +307,7 @@ class RunHooks:
             self.suite.progress.benchmark_finished(nodeid)
 
     def pytest_benchmark_update_machine_info(self, config, machine_info):
-        options = self.config.sst2_options
+        options = self.config.stash[OPTIONS_KEY]
         update_machine_info(machine_info, options.threads, options.impls, self.denormals, self.load)
         if self.suite.limits:
             machine_info["limits"] = {str(threads): limits.as_info() for threads, limits in self.suite.limits.items()}
@@ -313,7 +316,7 @@ class RunHooks:
         summary = self.suite.summary()
         if summary:
             terminalreporter.write_line(summary)
-        target = _saved_to(self.config) if self.suite.finished else None
+        target = self.saving.destination() if self.suite.finished else None
         if target:
             terminalreporter.write_line(f"sst2mlp: results saved in {target}; make the figures and tables with: "
                                         f"sst2mlp-report {target} --out report/")
@@ -331,7 +334,7 @@ class RunHooks:
             shown = unstable[:UNSTABLE_SHOWN]
             more = f"; and {len(unstable) - len(shown)} more" if len(unstable) > len(shown) else ""
             terminalreporter.write_line(
-                f"sst2mlp: {len(unstable)} timing(s) unstable (IQR/median above 10%; flagged 'unstable' in extra_info, "
+                f"sst2mlp: {len(unstable)} timing(s) unstable (IQR/median above {UNSTABLE_SPREAD:.0%}; flagged 'unstable' in extra_info, "
                 f"marked '!' by sst2mlp-report): " + "; ".join(shown) + more, yellow=True)
 
 
@@ -346,54 +349,6 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
-def _saves(config) -> bool:
-    """Whether pytest-benchmark will save this run (a file or the storage)."""
-    return not config.getoption("benchmark_disable", False) and bool(
-        config.getoption("benchmark_json", None) is not None or config.getoption("benchmark_save", None)
-        or config.getoption("benchmark_autosave", False))
-
-
-def _storage_folder(config) -> Path:
-    return Path(str(config.getoption("benchmark_storage", "file://./.benchmarks")).removeprefix("file://"))
-
-
-def destination_problem(config) -> str | None:
-    """Where the run will save its results, checked before the first benchmark: a run must not measure for an hour and
-    then fail to write."""
-    if config.getoption("benchmark_disable", False):
-        return None
-    json_file = config.getoption("benchmark_json", None)
-    if json_file is not None:
-        path = Path(json_file)
-        if path.is_dir():
-            return f"--benchmark-json {path} is a folder; expected the path of a file to write"
-        if not path.parent.is_dir():
-            return f"--benchmark-json {path}: the folder {path.parent} does not exist; expected a file in an existing folder"
-        if not _writable(path.parent):
-            return f"--benchmark-json {path}: cannot write in {path.parent}; expected a writable folder"
-    storage = str(config.getoption("benchmark_storage", "file://./.benchmarks"))
-    saves = config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", False)
-    if saves and (storage.startswith("file://") or "://" not in storage):
-        folder = Path(storage.removeprefix("file://"))
-        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())  # pytest-benchmark makes the rest
-        if not _writable(existing):
-            return f"--benchmark-storage {storage}: cannot write in {existing}; expected a writable folder for the results"
-    return None
-
-
-def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
-
-
-def _unsaved(config) -> list[str]:
-    if config.getoption("benchmark_disable", False) and (config.getoption("benchmark_json", None) is not None or
-                                                          config.getoption("benchmark_save", None) or
-                                                          config.getoption("benchmark_autosave", False)):
-        return ["--benchmark-disable times nothing, so pytest-benchmark saves nothing: --benchmark-json, "
-                "--benchmark-save and --benchmark-autosave have no effect"]
-    return []
-
-
 def shows_progress(option: str, verbosity: int) -> bool:
     """--sst2-progress: on, off, or auto (on unless -q)."""
     return option == "on" or (option == "auto" and verbosity >= 0)
@@ -406,22 +361,9 @@ def _oversubscribed(threads: tuple[int, ...], cores: int) -> str | None:
             "measure oversubscription")
 
 
-def _saved_to(config) -> str | None:
-    """Where pytest-benchmark saves this run, from its options: the --benchmark-json file, or the storage folder."""
-    if config.getoption("benchmark_disable", False):
-        return None
-    json_file = config.getoption("benchmark_json", None)
-    if json_file is not None:
-        return str(json_file) if isinstance(json_file, (str, os.PathLike)) else str(json_file.name)
-    if config.getoption("benchmark_save", None) or config.getoption("benchmark_autosave", False):
-        storage = str(config.getoption("benchmark_storage", "file://./.benchmarks"))
-        return storage.removeprefix("file://")
-    return None
-
-
 @pytest.fixture(scope="session")
 def suite(pytestconfig) -> Suite:
-    return pytestconfig.sst2_suite
+    return pytestconfig.stash[SUITE_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -442,10 +384,8 @@ def model_config(num_layers, hidden_size, vocab_size) -> ModelConfig:
 @pytest.fixture
 def pinned_threads(threads):
     """Run the test with exactly `threads` torch threads, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    yield threads
-    torch.set_num_threads(previous)
+    with torch_threads(threads):
+        yield threads
 
 
 @pytest.fixture

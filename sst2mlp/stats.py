@@ -1,19 +1,17 @@
-"""Small statistics the suite, the report and the regression gate share (numpy only, no torch)."""
+"""Small statistics the suite, the report and the regression gate share (numpy and scipy, no torch)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import scipy.stats
+from pytest_benchmark.stats import Stats as RoundStats
 
 UNSTABLE_SPREAD = 0.10  # IQR/median above this flags a timing, as torch.utils.benchmark warns at 10%
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond that the normal 1.96 is close enough.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
 def t95(degrees_of_freedom: int) -> float:
-    return _T95[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T95) else 1.96
+    """The two-sided 95% quantile of Student's t."""
+    return float(scipy.stats.t.ppf(0.975, degrees_of_freedom))
 
 
 def mean_interval(values) -> dict:
@@ -31,12 +29,14 @@ def mean_interval(values) -> dict:
 
 
 def spread(seconds) -> dict:
-    """How stable a set of timed rounds is: IQR/median, (max-min)/median, and the verdict."""
-    x = np.asarray(seconds, dtype=float)
-    median = float(np.median(x))
-    q1, q3 = np.percentile(x, [25, 75])
-    iqr_ratio = float((q3 - q1) / median) if median > 0 else float("inf")
-    range_ratio = float((x.max() - x.min()) / median) if median > 0 else float("inf")
+    """How stable a set of timed rounds is: IQR/median and (max-min)/median as pytest-benchmark's own statistics of
+    the rounds give them (its quartiles, the ones its tables show), and the verdict."""
+    rounds = RoundStats()
+    for value in seconds:
+        rounds.update(float(value))
+    median = rounds.median
+    iqr_ratio = rounds.iqr / median if median > 0 else float("inf")
+    range_ratio = (rounds.max - rounds.min) / median if median > 0 else float("inf")
     return {"iqr_over_median": iqr_ratio, "range_over_median": range_ratio, "unstable": bool(iqr_ratio > UNSTABLE_SPREAD)}
 
 
@@ -48,40 +48,22 @@ def block_medians(seconds, blocks: int = 20) -> list[float]:
 
 
 def mann_whitney_p(a, b) -> float:
-    """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction), as asv uses it."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
+    """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie and continuity corrections, as
+    asv uses it)."""
+    if len(a) == 0 or len(b) == 0:
         raise ValueError("both samples need values")
-    combined = np.concatenate([a, b])
-    order = combined.argsort(kind="mergesort")
-    ranks = np.empty(len(combined))
-    sorted_values = combined[order]
-    i = 0
-    while i < len(combined):  # average ranks over ties
-        j = i
-        while j + 1 < len(combined) and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    _, counts = np.unique(combined, return_counts=True)
-    n = n1 + n2
-    variance = n1 * n2 / 12 * ((n + 1) - (counts**3 - counts).sum() / (n * (n - 1)))
-    if variance <= 0:
-        return 1.0
-    z = (abs(u1 - n1 * n2 / 2) - 0.5) / math.sqrt(variance)
-    return float(math.erfc(max(z, 0.0) / math.sqrt(2)))
+    result = scipy.stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True)
+    return 1.0 if math.isnan(result.pvalue) else float(result.pvalue)  # nan: every value tied
 
 
 def bootstrap_ratio_of_medians(baseline, new, resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile-bootstrap interval of median(new) / median(baseline)."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(baseline, dtype=float), np.asarray(new, dtype=float)
-    ma = np.median(rng.choice(a, size=(resamples, len(a))), axis=1)
-    mb = np.median(rng.choice(b, size=(resamples, len(b))), axis=1)
-    low, high = np.percentile(mb / ma, [2.5, 97.5])
-    return [float(low), float(high)]
+    """95% percentile-bootstrap interval of median(new) / median(baseline), each sample resampled on its own."""
+    def ratio(a, b, axis=-1):
+        return np.median(b, axis=axis) / np.median(a, axis=axis)
+
+    result = scipy.stats.bootstrap((np.asarray(baseline, dtype=float), np.asarray(new, dtype=float)), ratio,
+                                   n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
 def paired_bootstrap(differences, resamples: int = 10000, seed: int = 0) -> dict:
@@ -89,7 +71,9 @@ def paired_bootstrap(differences, resamples: int = 10000, seed: int = 0) -> dict
     d = np.asarray(differences, dtype=float)
     if len(d) == 0:
         raise ValueError("no paired differences")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": [float(low), float(high)], "n": len(d)}
+    if len(d) == 1:  # one pair: every resample is that pair
+        return {"mean": float(d[0]), "ci95": [float(d[0])] * 2, "n": 1}
+    result = scipy.stats.bootstrap((d,), np.mean, n_resamples=resamples, method="percentile",
+                                   rng=np.random.default_rng(seed))
+    return {"mean": float(d.mean()), "ci95": [float(result.confidence_interval.low), float(result.confidence_interval.high)],
+            "n": len(d)}

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from . import contract, kernel, limits
 from .canary import Canary, QuietGate, WaitBudget
 from .coldstart import ColdStarts
 from .corpus import Corpus
 from .footprint import MemoryMeter
-from .impls.registry import approximate
+from .impls.registry import IMPLS, approximate
 from .limits import MachineLimits
 from .model import ModelConfig
 from .options import SuiteOptions
@@ -20,16 +18,6 @@ from .seeds import SeedRecorder
 from .timing import CyclingInputs
 from .trained import FirstRoundPeak, Models, Trainer, TrainingRuns, trainer_of
 from .variants import Variants
-
-
-def forget_torchscript_types() -> None:
-    """Drop the types TorchScript registered for traced modules. Every trace adds a type to TorchScript's global
-    compilation unit, and a frozen module's weights are constants of that type's graph: without this a run kept two
-    copies of each configuration's weights to its end (27 MB a configuration at 3 M parameters, measured). What
-    PyTorch's own test suite calls between tests (torch.testing._internal.jit_utils.clear_class_registry)."""
-    torch._C._jit_clear_class_registry()
-    torch.jit._recursive.concrete_type_store = torch.jit._recursive.ConcreteTypeStore()
-    torch.jit._state._clear_class_state()
 
 
 @dataclass
@@ -81,10 +69,8 @@ class Suite:
         released = self.variants.release(config)
         self.models.release(config)
         self.coldstarts.release(config)
-        if "torch-compile" in released:
-            torch._dynamo.reset()  # its graphs and guards hold the compiled model's weights
-        if "torchscript" in released:
-            forget_torchscript_types()
+        for forget in dict.fromkeys(IMPLS[name].forget for name in released if IMPLS[name].forget):
+            forget()  # what the process keeps of an impl's built forms beyond them (compiled graphs, registered types)
         return self.memory.peak.release()
 
     def adam_step_seconds(self, params: int, threads: int) -> float:

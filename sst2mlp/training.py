@@ -1,6 +1,7 @@
 """Training and evaluation: Adam, batch 64, 2 epochs, binary cross-entropy on the logit."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     fused_adam: bool = True  # same update as default Adam, one kernel over all parameters
+
+    def steps(self, examples: int) -> int:
+        """Optimizer steps of a training on `examples` (the last batch of an epoch may be short)."""
+        return self.epochs * math.ceil(examples / self.batch_size)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import pytest
 from helpers import QUIET, ROOT, child_env, parse_error, parsed, run_pytest
 from sst2mlp import DataError, load_sst2
 from sst2mlp.data import resolve_data_dir
-from sst2mlp.plugin import _oversubscribed, _unsaved, destination_problem
+from sst2mlp.plugin import _oversubscribed
 from sst2mlp.report import main as report_main
+from sst2mlp.saving import SaveOptions
 
 NEW = ROOT / "tests" / "data" / "0002_smoke.json"
 UNREACHABLE_HUB = "http://127.0.0.1:9"  # connection refused at once, as an offline machine's hub
@@ -248,7 +249,7 @@ def test_threshold_and_alpha_are_range_checked(option, expected, capsys):
 # 15. saving results: checked before the first benchmark; SIGTERM keeps what finished -------------------------------
 
 class Options:
-    """pytest's config as destination_problem reads it: getoption by the dest names of pytest-benchmark's options."""
+    """pytest's config as SaveOptions.of reads it: getoption by the dest names of pytest-benchmark's options."""
 
     def __init__(self, **given):
         self.given = given
@@ -259,13 +260,13 @@ class Options:
 
 def test_a_destination_that_cannot_be_written_is_named(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
-    assert f"the folder {tmp_path}/missing does not exist" in destination_problem(
-        Options(benchmark_json=tmp_path / "missing" / "run.json"))
-    assert "is a folder; expected the path of a file" in destination_problem(Options(benchmark_json=tmp_path))
+    assert f"the folder {tmp_path}/missing does not exist" in SaveOptions.of(
+        Options(benchmark_json=tmp_path / "missing" / "run.json")).problem()
+    assert "is a folder; expected the path of a file" in SaveOptions.of(Options(benchmark_json=tmp_path)).problem()
     storage = f"file://{tmp_path / 'a-file' / 'storage'}"
-    assert f"cannot write in {tmp_path / 'a-file'}" in destination_problem(Options(benchmark_autosave=True, benchmark_storage=storage))
-    assert destination_problem(Options(benchmark_autosave=True, benchmark_storage=f"file://{tmp_path / 'new' / 'storage'}")) is None
-    assert destination_problem(Options(benchmark_json=tmp_path / "missing" / "run.json", benchmark_disable=True)) is None
+    assert f"cannot write in {tmp_path / 'a-file'}" in SaveOptions.of(Options(benchmark_autosave=True, benchmark_storage=storage)).problem()
+    assert SaveOptions.of(Options(benchmark_autosave=True, benchmark_storage=f"file://{tmp_path / 'new' / 'storage'}")).problem() is None
+    assert SaveOptions.of(Options(benchmark_json=tmp_path / "missing" / "run.json", benchmark_disable=True)).problem() is None
 
 
 @pytest.mark.filterwarnings("ignore:Not saving anything")  # pytest-benchmark's, from the run inside this test
@@ -335,9 +336,9 @@ def test_options_whose_cost_or_effect_would_surprise_are_said():
     assert parsed("--sst2-seeds=7", "--sst2-layers=1,2").cost_warnings() == [
         "--sst2-seeds 7 adds 2 untimed training(s) per configuration, 36 in all (the progress estimate does not include them)"]
     assert parsed().cost_warnings() == []
-    assert "--benchmark-disable times nothing, so pytest-benchmark saves nothing" in _unsaved(
-        Options(benchmark_disable=True, benchmark_json="x.json"))[0]
-    assert _unsaved(Options(benchmark_json="x.json")) == []
+    assert "--benchmark-disable times nothing, so pytest-benchmark saves nothing" in SaveOptions.of(
+        Options(benchmark_disable=True, benchmark_json="x.json")).unused()[0]
+    assert SaveOptions.of(Options(benchmark_json="x.json")).unused() == []
 
 
 def test_a_training_split_with_one_class_and_a_folder_with_two_formats_are_said(tmp_path):

@@ -13,8 +13,9 @@ import torch
 from helpers import QUIET, run_pytest
 from sst2mlp import MLP, Vocabulary, accuracy, featurize, predict_logits
 from sst2mlp.coldstart import ColdStartRuns, parse_round, write_shipped
+from sst2mlp.contract import COLDSTART_PHASES as PHASES
 from sst2mlp.impls.base import RuntimeSettings
-from sst2mlp.impls.coldstart_child import PHASES, now
+from sst2mlp.impls.coldstart_child import now
 from sst2mlp.impls.gathered import GatheredMLP, export_onnx, with_weights
 from sst2mlp.impls.onnx_runtime import session_options
 from sst2mlp.impls.openvino_runtime import compile_config

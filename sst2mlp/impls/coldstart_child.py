@@ -6,7 +6,7 @@ The parent saves an impl (Variant.save), one example's inputs and the configurat
 child imports only the impl's module and what its record names (an ONNX Runtime or OpenVINO child never imports
 torch's Python package), through the same record's load and prepare steps the suite's own variant shares, and stamps
 each phase with CLOCK_MONOTONIC, which is the same clock in every process of the machine, so the parent can split the
-time since it started the process:
+time since it started the process (sst2mlp.contract.COLDSTART_PHASES):
 
     interpreter  process start to the first line of this module (Python itself, and `python -m`'s imports)
     imports      the impl's module and its runtime (torch, the runtime, the suite's model or kernel module)
@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-PHASES = ("interpreter", "imports", "load", "prepare", "first")
 INPUTS_FILE = "inputs.npz"
 CONFIG_FILE = "config.json"
 

@@ -69,4 +69,5 @@ def prepare(model: MLP, _settings: RuntimeSettings, inputs: tuple):
 
 IMPLS = (Impl("torch-compile", "the sparse model through torch.compile (inductor, CPU, mode default)", 100,
               input_form="bags", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
-              files=(STATE_FILE,), save=save, load=load_state_dict(sparse=True), prepare=prepare, peer=True),)
+              files=(STATE_FILE,), save=save, load=load_state_dict(sparse=True), prepare=prepare, peer=True,
+              forget=torch._dynamo.reset),)  # its graphs and guards hold the compiled model's weights

@@ -18,6 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..arguments import number_in
+from ..stats import UNSTABLE_SPREAD
 from . import gate, tables
 from .claims import write_claims
 from .figures import FIGURES, write_figures
@@ -34,7 +36,7 @@ RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv", "roofline.
 RESULTS_NOTE = (
     "Accuracy: dev accuracy, mean ± standard deviation over the seeds (their number in brackets); an exact impl "
     "shares the accuracies of the models it was made from. `!N%` after a median: its timed rounds' IQR/median "
-    "was N%, above 10% (unstable on this machine)."
+    f"was N%, above {UNSTABLE_SPREAD:.0%} (unstable on this machine)."
 )
 
 
@@ -122,19 +124,6 @@ def _runtimes_tables(run, out: Path, caption: str) -> list[Path]:
     return written
 
 
-def _number_in(expected: str, accepts):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan  # fails every range check
-        if not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
 def check(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sst2mlp-report check",
@@ -144,9 +133,9 @@ def check(argv: list[str]) -> int:
                     "accuracy dropped beyond its noise.")
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
                         help="pytest-benchmark JSON: the baseline run(s), then the run to check (the last)")
-    parser.add_argument("--threshold", type=_number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
+    parser.add_argument("--threshold", type=number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
                         default=0.10, help="smallest slowdown that counts (default: 0.10, 10%%)")
-    parser.add_argument("--alpha", type=_number_in("a probability above 0 and below 1 such as 0.002", lambda v: 0 < v < 1),
+    parser.add_argument("--alpha", type=number_in("a probability above 0 and below 1 such as 0.002", lambda v: 0 < v < 1),
                         default=0.002, help="significance level of the U test (default: 0.002)")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare runs whose CPU, torch version, thread counts or denormal mode differ")

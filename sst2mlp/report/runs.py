@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .. import contract
 
-REFERENCE_LOOP = "reference-loop"  # benchmarks/reference_loop.py: shown after the suite's impls
-COLDSTART_PHASES = ("interpreter", "imports", "load", "prepare", "first", "total")  # sst2mlp.impls.coldstart_child.PHASES + total
+REFERENCE_LOOP = contract.REFERENCE_LOOP  # shown after the suite's impls
+COLDSTART_PHASES = (*contract.COLDSTART_PHASES, "total")
 
 
 OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark

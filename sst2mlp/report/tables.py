@@ -3,11 +3,10 @@ speed-up and comparison tables select and derive their columns; CSV and Markdown
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from .. import stats
-from ..contract import BASELINE
+from ..contract import nearest_to_baseline
 from .runs import REFERENCE_LOOP, Key, Run, accuracy_over_seeds, sorted_keys
 
 KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl", "threads")
@@ -116,8 +115,7 @@ def baseline_keys(run: Run) -> list[Key]:
     configs = {key.config for key in run.rows}
     if not configs:
         return []
-    target = (BASELINE["num_layers"], BASELINE["hidden_size"], BASELINE["vocab_size"])
-    nearest = min(configs, key=lambda c: sum(abs(math.log((a + 1) / (b + 1))) for a, b in zip(c, target)))
+    nearest = nearest_to_baseline(list(configs))
     return [key for key in run.sorted_keys() if key.config == nearest and key.trained_impl == run.source_trainer]
 
 
