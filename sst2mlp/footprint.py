@@ -1,9 +1,5 @@
-"""What a model costs in memory: the bytes of tensors an implementation keeps (each impl record says which tensors,
-sst2mlp.impls), what a training would need, what the machine has, and the resident memory a piece of work adds
-at its peak (Linux: the kernel's high-water mark, reset first).
-
-Bytes are measured from the objects an implementation keeps, never computed from the parameter count.
-"""
+"""What a model costs in memory: what a training would need, what the machine has, and the resident memory a piece
+of work adds at its peak (Linux: the kernel's high-water mark, reset first)."""
 from __future__ import annotations
 
 import ctypes
@@ -16,33 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .model import ModelConfig
 
 PROC_STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def storage_bytes(tensors) -> int:
-    """Bytes of the distinct storages behind `tensors` (a tensor and its views count once); a quantized tensor counts
-    its int8 values and its scales and zero points."""
-    seen, total = set(), 0
-    for tensor in tensors:
-        if tensor.is_quantized:
-            total += tensor.numel() * tensor.element_size() + _quantization_bytes(tensor)
-            continue
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in seen:
-            seen.add(storage.data_ptr())
-            total += storage.nbytes()
-    return total
-
-
-def _quantization_bytes(tensor: torch.Tensor) -> int:
-    if tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-        return storage_bytes([tensor.q_per_channel_scales(), tensor.q_per_channel_zero_points()])
-    return 16  # one float64 scale and one int64 zero point
 
 
 def available_memory_bytes() -> int | None:

@@ -18,10 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from .model import MLP
-
 SOURCES = (Path(__file__).parent / "csrc" / "fused_mlp.cpp", Path(__file__).parent / "csrc" / "sparse_rows_adam.cpp")
 SOURCE = SOURCES[0]  # the module (the fused kernel, and the bindings of the rest)
 COMPILER_FLAGS = ("-O3", "-march=native", "-fno-math-errno")  # no errno: sqrt vectorizes
@@ -128,49 +124,3 @@ def build_info() -> dict:
     except (OSError, subprocess.SubprocessError) as error:
         version = f"unavailable ({error})"
     return {"compiler": compiler, "compiler_version": (version.splitlines() or ["unknown"])[0], "flags": list(COMPILER_FLAGS)}
-
-
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8 per row: weight[j] ~= scales[j] * q[j], q in [-127, 127], scales = max|weight[j]| / 127."""
-    scales = weight.abs().amax(dim=1) / 127
-    scales = torch.where(scales > 0, scales, torch.ones_like(scales))  # an all-zero row stays zero with any scale
-    q = torch.round(weight / scales[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.contiguous(), scales.to(torch.float32).contiguous()
-
-
-def fused_mlp(model: MLP, int8_table: bool = False):
-    """A callable (indices, offsets, counts) -> logits computing `model`'s function in one C++ call.
-
-    It holds copies of the parameters, laid out for the kernel: later changes to `model` do not reach it.
-    `int8_table=True` stores the input table as int8 with a float scale per row (approximate).
-    """
-    extension = load_extension()
-    with torch.no_grad():
-        input_weight = model.input.bag.weight if model.sparse else model.input.weight.T  # (vocab, hidden)
-        table, scales = quantize_rows(input_weight.detach()) if int8_table else (_copy(input_weight), None)
-        return extension.FusedMLP(
-            input_weight=table,
-            input_bias=_copy(model.input.bias),
-            hidden_weights_t=[_copy(layer.weight.T) for layer in model.hidden],
-            hidden_biases=[_copy(layer.bias) for layer in model.hidden],
-            output_weight=_copy(model.output.weight[0]),
-            output_bias=float(model.output.bias.item()),
-            input_scales=scales,
-        )
-
-
-def fused_from_saved(saved: dict):
-    """The kernel again from what the fused impls save: its state() (input weight, input bias, output weight, the
-    input scales of an int8 table, then the hidden weights, flat in the kernel's panels, and the hidden biases),
-    output bias and layer count."""
-    state, layers = list(saved["state"]), saved["num_layers"]
-    input_weight, input_bias, output_weight = state[:3]
-    scales = state[3] if len(state) == 3 + 2 * layers + 1 else None
-    hidden = state[len(state) - 2 * layers:]
-    return load_extension().FusedMLP(input_weight=input_weight, input_bias=input_bias, hidden_weights_t=hidden[:layers],
-                                     hidden_biases=hidden[layers:], output_weight=output_weight,
-                                     output_bias=saved["output_bias"], input_scales=scales)
-
-
-def _copy(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().clone(memory_format=torch.contiguous_format)

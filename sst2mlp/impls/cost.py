@@ -1,5 +1,6 @@
-"""What an impl executes and reads per call, from the facts its record states (input form, skipping of inactive
-units, bytes per table weight): effective FLOPs and the least bytes a call must read."""
+"""What an impl costs, from the facts its record states (input form, skipping of inactive units, bytes per table
+weight): effective FLOPs, the least bytes a call must read, and the bytes of the tensors a built impl keeps (measured
+from the objects, never computed from the parameter count)."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,3 +71,24 @@ def active_union(model: MLP, bags: BagOfWords) -> list[int]:
 def mean_active_inputs(model: MLP, bags: BagOfWords) -> list[float]:
     """For each hidden layer, how many of its inputs are non-zero after the ReLU, averaged over `bags`."""
     return [(h > 0).sum(1).double().mean().item() for h in _hidden_inputs(model, bags)]
+
+
+def storage_bytes(tensors) -> int:
+    """Bytes of the distinct storages behind `tensors` (a tensor and its views count once); a quantized tensor counts
+    its int8 values and its scales and zero points."""
+    seen, total = set(), 0
+    for tensor in tensors:
+        if tensor.is_quantized:
+            total += tensor.numel() * tensor.element_size() + _quantization_bytes(tensor)
+            continue
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+    return total
+
+
+def _quantization_bytes(tensor: torch.Tensor) -> int:
+    if tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return storage_bytes([tensor.q_per_channel_scales(), tensor.q_per_channel_zero_points()])
+    return 16  # one float64 scale and one int64 zero point

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..footprint import storage_bytes
 from ..model import MLP, convert
 from .base import Impl, as_is
+from .cost import storage_bytes
 
 STATE_FILE = "model.pt"
 

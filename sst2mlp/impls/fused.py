@@ -8,13 +8,60 @@ from pathlib import Path
 import torch
 
 from .. import kernel
+from ..model import MLP
 from .base import Impl, RuntimeSettings
 
 KERNEL_FILE = "fused.pt"
 
 
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per row: weight[j] ~= scales[j] * q[j], q in [-127, 127], scales = max|weight[j]| / 127."""
+    scales = weight.abs().amax(dim=1) / 127
+    scales = torch.where(scales > 0, scales, torch.ones_like(scales))  # an all-zero row stays zero with any scale
+    q = torch.round(weight / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.contiguous(), scales.to(torch.float32).contiguous()
+
+
+def fused_mlp(model: MLP, int8_table: bool = False):
+    """A callable (indices, offsets, counts) -> logits computing `model`'s function in one C++ call.
+
+    It holds copies of the parameters, laid out for the kernel: later changes to `model` do not reach it.
+    `int8_table=True` stores the input table as int8 with a float scale per row (approximate).
+    """
+    extension = kernel.load_extension()
+    with torch.no_grad():
+        input_weight = model.input.bag.weight if model.sparse else model.input.weight.T  # (vocab, hidden)
+        table, scales = quantize_rows(input_weight.detach()) if int8_table else (_copy(input_weight), None)
+        return extension.FusedMLP(
+            input_weight=table,
+            input_bias=_copy(model.input.bias),
+            hidden_weights_t=[_copy(layer.weight.T) for layer in model.hidden],
+            hidden_biases=[_copy(layer.bias) for layer in model.hidden],
+            output_weight=_copy(model.output.weight[0]),
+            output_bias=float(model.output.bias.item()),
+            input_scales=scales,
+        )
+
+
+def fused_from_saved(saved: dict):
+    """The kernel again from what the fused impls save: its state() (input weight, input bias, output weight, the
+    input scales of an int8 table, then the hidden weights, flat in the kernel's panels, and the hidden biases),
+    output bias and layer count."""
+    state, layers = list(saved["state"]), saved["num_layers"]
+    input_weight, input_bias, output_weight = state[:3]
+    scales = state[3] if len(state) == 3 + 2 * layers + 1 else None
+    hidden = state[len(state) - 2 * layers:]
+    return kernel.load_extension().FusedMLP(input_weight=input_weight, input_bias=input_bias, hidden_weights_t=hidden[:layers],
+                                     hidden_biases=hidden[layers:], output_weight=output_weight,
+                                     output_bias=saved["output_bias"], input_scales=scales)
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
+
+
 def build(int8_table: bool):
-    return lambda trained, _example, _settings: kernel.fused_mlp(trained, int8_table=int8_table)  # copies the weights
+    return lambda trained, _example, _settings: fused_mlp(trained, int8_table=int8_table)  # copies the weights
 
 
 def held_bytes(fused) -> int:
@@ -22,7 +69,7 @@ def held_bytes(fused) -> int:
 
 
 def save(fused, folder: Path) -> None:
-    """Its tensors in the kernel's order, the output bias and the layer count: what kernel.fused_from_saved reads."""
+    """Its tensors in the kernel's order, the output bias and the layer count: what fused_from_saved reads."""
     torch.save({"state": list(fused.state()), "output_bias": fused.output_bias, "num_layers": fused.num_layers},
                folder / KERNEL_FILE)
 
@@ -33,7 +80,7 @@ def load(folder: Path, _config: dict) -> dict:
 
 
 def prepare(saved: dict, _settings: RuntimeSettings, _inputs: tuple):
-    return kernel.fused_from_saved(saved)
+    return fused_from_saved(saved)
 
 
 def _fused(name: str, summary: str, rank: int, int8_table: bool) -> Impl:

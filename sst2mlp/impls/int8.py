@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ..features import BagOfWords
-from ..footprint import storage_bytes
 from ..model import MLP, convert
 from .base import Impl, RuntimeSettings, as_is
+from .cost import storage_bytes
 from .eager import STATE_FILE, save_state_dict
 
 

@@ -7,9 +7,9 @@ import warnings
 import torch
 
 from ..features import BagOfWords
-from ..footprint import storage_bytes
 from ..model import MLP, convert
 from .base import Impl, RuntimeSettings
+from .cost import storage_bytes
 from .eager import STATE_FILE, load_state_dict, save_state_dict
 
 MODE = "default"

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from ..features import BagOfWords
-from ..footprint import storage_bytes
 from ..model import MLP, convert
 from .base import Impl, RuntimeSettings, as_is
+from .cost import storage_bytes
 
 SCRIPT_FILE = "model.ts"
 
