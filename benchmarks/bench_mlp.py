@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from sst2mlp.coldstart import ROUNDS_WARMUP
-from sst2mlp.training import TrainConfig
+from sst2mlp.reference.training import TrainConfig
+from sst2mlp.suite.coldstart import ROUNDS_WARMUP
 
 LATENCY_WARMUP_EXAMPLES = 100
 THROUGHPUT_PASSES = 4  # passes over the dev set per throughput benchmark (at least 20 rounds)
@@ -49,7 +49,7 @@ def test_throughput(benchmark, case, batch_size):
 @pytest.mark.benchmark(group="coldstart")
 @pytest.mark.parametrize("batch_size", [1], ids=batch_id)
 def test_coldstart(benchmark, case, batch_size):
-    """Rounds are processes: from starting one to its first prediction (sst2mlp.coldstart)."""
+    """Rounds are processes: from starting one to its first prediction (sst2mlp.suite.coldstart)."""
     runs = case.coldstart_runs()
     benchmark.pedantic(runs.run, setup=runs.setup, rounds=case.coldstart_rounds, warmup_rounds=ROUNDS_WARMUP)
     runs.finish()

@@ -7,7 +7,7 @@ in the same session as the suite so the speed-up is a ratio from one run:
     pytest benchmarks/bench_mlp.py benchmarks/reference_loop.py --sst2-layers=2 --sst2-widths=256 --sst2-vocabs=10000
 
 Its benchmarks carry impl="reference-loop" in the training group. It plugs its loop into the suite's training
-rounds (sst2mlp.trained), so seeds, memory and extra_info are those of every training benchmark.
+rounds (sst2mlp.suite.models), so seeds, memory and extra_info are those of every training benchmark.
 """
 import time
 
@@ -17,10 +17,10 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from sst2mlp import contract
-from sst2mlp.features import BagOfWords
-from sst2mlp.model import MLP
-from sst2mlp.trained import Trainer
-from sst2mlp.training import TrainConfig, TrainResult
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP
+from sst2mlp.reference.training import TrainConfig, TrainResult
+from sst2mlp.suite.models import Trainer
 
 
 class DenseRows(Dataset):

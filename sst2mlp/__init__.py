@@ -5,10 +5,10 @@ Names are imported lazily, so that `sst2mlp.report` (JSON and matplotlib only) n
 from importlib import import_module
 
 _EXPORTS = {
-    "data": ("SST2", "DataError", "Split", "load_sst2"),
-    "features": ("BagOfWords", "FeatureCache", "Features", "Vocabulary", "featurize", "tokenize"),
-    "model": ("MLP", "ModelConfig", "count_flops", "count_params"),
-    "training": ("TrainConfig", "TrainResult", "accuracy", "predict_logits", "train"),
+    "reference.data": ("SST2", "DataError", "Split", "load_sst2"),
+    "reference.features": ("BagOfWords", "FeatureCache", "Features", "Vocabulary", "featurize", "tokenize"),
+    "reference.model": ("MLP", "ModelConfig", "count_flops", "count_params"),
+    "reference.training": ("TrainConfig", "TrainResult", "accuracy", "predict_logits", "train"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -80,7 +80,7 @@ class Stability:
 
 @dataclass(frozen=True)
 class QuietGateInfo:
-    """The quiet gate (sst2mlp.canary): the machine's speed while the rounds ran, the share of them measured in a slow
+    """The quiet gate (sst2mlp.measure.quiet_gate): the machine's speed while the rounds ran, the share of them measured in a slow
     phase (the waiting budget ran out), how long the benchmark waited, after how many long rounds it probed."""
 
     machine_speed: float | None
@@ -113,7 +113,7 @@ class Parity:
 
 @dataclass(frozen=True)
 class Roofline:
-    """A timed call against what the machine can do (sst2mlp.limits): its FLOP rate, the time per call the machine
+    """A timed call against what the machine can do (sst2mlp.measure.limits): its FLOP rate, the time per call the machine
     could not beat (the larger of FLOPs at the peak rate and bytes read at the read bandwidth, plus the call
     floor), and floor / median."""
 
@@ -161,8 +161,8 @@ class ApproximateSeeds:
 
 @dataclass(frozen=True)
 class TrainingRoofline:
-    """A training against what the machine can do (sst2mlp.limits.training_floor_seconds): the Adam step the floor
-    counts, its FLOP rate (sst2mlp.limits.training_flops of the forward FLOPs of every example, with a sparse input
+    """A training against what the machine can do (sst2mlp.measure.limits.training_floor_seconds): the Adam step the floor
+    counts, its FLOP rate (sst2mlp.measure.limits.training_flops of the forward FLOPs of every example, with a sparse input
     layer), the floor and floor / median."""
 
     adam_step_seconds: float

@@ -9,8 +9,8 @@ import torch
 
 from helpers import ROOT, child_env
 from sst2mlp import MLP, FeatureCache, TrainConfig, train
-from sst2mlp.data import DataError, resolve_data_dir
-from sst2mlp.machine import flushing_denormals, set_denormals
+from sst2mlp.measure.machine import flushing_denormals, set_denormals
+from sst2mlp.reference.data import DataError, resolve_data_dir
 
 POSITIVE_WORDS = ["great", "fun", "charming", "moving", "gem", "delight"]
 NEGATIVE_WORDS = ["dull", "boring", "mess", "tedious", "flat", "bland"]

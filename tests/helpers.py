@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sst2mlp import plugin
-from sst2mlp.options import SuiteOptions
+from sst2mlp.suite import plugin
+from sst2mlp.suite.options import SuiteOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ("--sst2-quiet-wait=0", "-p", "no:cacheprovider")  # suite runs in tests: no waiting for a quiet machine

@@ -35,7 +35,7 @@ TOY_RUNTIME = textwrap.dedent('''
 
 
     def build(trained, _example, _settings):
-        from sst2mlp.model import convert
+        from sst2mlp.reference.model import convert
 
         dense = convert(trained, sparse=False)
         layers = [dense.input, *dense.hidden, dense.output]

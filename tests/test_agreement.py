@@ -1,11 +1,11 @@
-"""The run-to-run agreement check's summary (sst2mlp.report.agreement) on hand-made saved runs: no benchmark runs."""
+"""The run-to-run agreement check's summary (sst2mlp.suite.agreement) on hand-made saved runs: no benchmark runs."""
 import json
 from pathlib import Path
 
 import pytest
 
 from helpers import ROOT
-from sst2mlp.report import agreement
+from sst2mlp.suite import agreement
 
 
 def saved_run(path: Path, medians: dict[str, float], slow: tuple[str, ...] = ()) -> Path:

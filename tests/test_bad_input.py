@@ -12,10 +12,10 @@ import pytest
 
 from helpers import QUIET, ROOT, child_env, parse_error, parsed, run_pytest
 from sst2mlp import DataError, load_sst2
-from sst2mlp.data import resolve_data_dir
-from sst2mlp.plugin import _oversubscribed
+from sst2mlp.reference.data import resolve_data_dir
 from sst2mlp.report import main as report_main
-from sst2mlp.saving import SaveOptions
+from sst2mlp.suite.plugin import _oversubscribed
+from sst2mlp.suite.saving import SaveOptions
 
 NEW = ROOT / "tests" / "data" / "0002_smoke.json"
 UNREACHABLE_HUB = "http://127.0.0.1:9"  # connection refused at once, as an offline machine's hub
@@ -190,13 +190,13 @@ def test_a_comparison_of_different_machines_says_so(tmp_path, tables_only):
 
 def test_a_stale_build_lock_stops_a_real_run_with_one_message(tmp_path):
     """A build killed midway leaves `lock` in the extension's folder, which torch would wait on without end."""
-    from sst2mlp.kernel import build_directory
+    from sst2mlp.native.kernel import build_directory
 
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
     folder = tmp_path / build_directory().name
     folder.mkdir()
     (folder / "lock").write_text("")
-    code = "import sst2mlp.kernel as k\nk.LOCK_WAIT_SECONDS = 1\ntry:\n    k.load_extension()\nexcept k.KernelUnavailable as e:\n    print(e)"
+    code = "import sst2mlp.native.kernel as k\nk.LOCK_WAIT_SECONDS = 1\ntry:\n    k.load_extension()\nexcept k.KernelUnavailable as e:\n    print(e)"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert f"the build lock {folder / 'lock'} is still there after 1 s" in run.stdout, run.stdout + run.stderr
     assert "waiting up to 1 s" in run.stderr
@@ -342,7 +342,7 @@ def test_options_whose_cost_or_effect_would_surprise_are_said():
 
 
 def test_a_training_split_with_one_class_and_a_folder_with_two_formats_are_said(tmp_path):
-    from sst2mlp.corpus import Corpus
+    from sst2mlp.suite.corpus import Corpus
 
     folder = write_glue(tmp_path / "sst2", "sentence\tlabel\ngood \t1\nfine \t1\n", "sentence\tlabel\ngood \t1\nbad \t0\n")
     (folder / "train-00000.parquet").write_bytes(b"")

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from sst2mlp.canary import Canary, QuietGate, spin_canary
+from sst2mlp.measure.quiet_gate import Canary, QuietGate, spin_canary
 
 FULL_SPEED = 1e-6  # canary seconds at full speed
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sst2mlp import DataError, load_sst2
-from sst2mlp import data as data_module
-from sst2mlp.data import DATA_DIR_ENV
+from sst2mlp.reference import data as data_module
+from sst2mlp.reference.data import DATA_DIR_ENV
 
 TRAIN = "sentence\tlabel\nit 's a charming journey . \t1\nthe film is boring \t0\na gem \t1\n"
 DEV = "sentence\tlabel\na dull , boring movie . \t0\nan utterly charming gem \t1\n"

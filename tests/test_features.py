@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sst2mlp import FeatureCache, Vocabulary, featurize, tokenize
-from sst2mlp.features import bag_of_words, encode
+from sst2mlp.reference.features import bag_of_words, encode
 
 SENTENCES = ["the film , the cast .", "a film 's heart", "the the end", "zebra apple"]
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from sst2mlp import MLP, Vocabulary, accuracy, featurize
-from sst2mlp.footprint import PeakMemory
 from sst2mlp.impls.registry import make_variant
-from sst2mlp.training import TrainConfig, train
+from sst2mlp.measure.footprint import PeakMemory
+from sst2mlp.reference.training import TrainConfig, train
 
 SENTENCES = ["a b c a", "a", "b b b b c", "c d", "d d a"]
 
@@ -77,7 +77,7 @@ def test_a_second_training_in_the_same_process_reads_as_much_as_the_first():
 
 
 def test_without_proc_the_peak_is_none_with_a_reason(monkeypatch, tmp_path):
-    from sst2mlp import footprint
+    from sst2mlp.measure import footprint
 
     monkeypatch.setattr(footprint, "CLEAR_REFS", tmp_path / "missing" / "clear_refs")
     memory = PeakMemory()

@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, kernel, predict_logits, train
+from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, predict_logits, train
 from sst2mlp.impls.base import RuntimeSettings
 from sst2mlp.impls.registry import IMPLS, REGISTRY, Variant, get_impl, make_variant
-from sst2mlp.model import SparseLinear, convert, count_flops, count_params
+from sst2mlp.native import kernel
+from sst2mlp.reference.model import SparseLinear, convert, count_flops, count_params
 
 
 def test_exact_impls_agree_on_every_dev_example(baseline_trained_on_a_subset):

@@ -1,9 +1,9 @@
-"""The machine's limits (sst2mlp.limits) and the floor a benchmark is judged against."""
+"""The machine's limits (sst2mlp.measure.limits) and the floor a benchmark is judged against."""
 import pytest
 
 from sst2mlp import MLP, Vocabulary, featurize
 from sst2mlp.impls.registry import IMPLS
-from sst2mlp.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
+from sst2mlp.measure.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
 
 LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0, int8_peak_gflops=40.0,
                        read_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
@@ -56,7 +56,7 @@ def test_an_adam_step_over_more_parameters_takes_longer():
 
 def test_each_limit_is_the_best_of_its_rounds(monkeypatch):
     """A neighbour can slow a round, never speed one up: the highest rates and the lowest call floors are kept."""
-    from sst2mlp import limits
+    from sst2mlp.measure import limits
 
     rounds = iter([({"64x8@8x8": 50.0}, 200.0, {"l2": 70.0, "l3": 20.0, "memory": 9.0}, (3e-7, 9e-7)),
                    ({"64x8@8x8": 90.0}, 150.0, {"l2": 60.0, "l3": 30.0, "memory": 8.0}, (2e-7, 1e-6))])

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sst2mlp import MLP, TrainConfig, Vocabulary, featurize, train
-from sst2mlp.machine import busy_warning, denormals, flushing_denormals, set_denormals
-from sst2mlp.training import make_optimizer
+from sst2mlp.measure.machine import busy_warning, denormals, flushing_denormals, set_denormals
+from sst2mlp.reference.training import make_optimizer
 
 TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
 
@@ -52,7 +52,7 @@ def test_flushing_leaves_no_denormal_in_the_optimizer_state():
 def test_worker_threads_started_after_the_setting_inherit_it():
     """The suite sets the mode in pytest_configure, before torch starts its worker threads (POSIX threads inherit
     the floating-point environment of the thread that creates them), so work split over 2 threads flushes too."""
-    code = ("import sys\nfrom sst2mlp.machine import set_denormals\nset_denormals(sys.argv[1])\nimport torch\n"
+    code = ("import sys\nfrom sst2mlp.measure.machine import set_denormals\nset_denormals(sys.argv[1])\nimport torch\n"
             "torch.set_num_threads(2)\ntiny = torch.finfo(torch.float32).tiny\n"
             "print(int((torch.full((1 << 22,), 4 * tiny) * 0.1).count_nonzero()))")  # split over both threads
     counts = {}

@@ -5,8 +5,8 @@ import pytest
 
 from helpers import ROOT, assert_usage_error, parse_error, parsed, run_pytest
 from sst2mlp.impls.registry import IMPL_NAMES
-from sst2mlp.model import ModelConfig
-from sst2mlp.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.suite.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
 
 
 def test_positive_int_list():
@@ -133,6 +133,6 @@ class FakeConfig:
     (FakeConfig([str(ROOT)], worker=True), True, True),  # ...and stops if it collected benchmarks
 ])
 def test_only_benchmarks_are_refused_under_xdist(config, collected_benchmarks, refused):
-    from sst2mlp.plugin import _xdist_problem
+    from sst2mlp.suite.plugin import _xdist_problem
 
     assert (_xdist_problem(config, collected_benchmarks) is not None) == refused

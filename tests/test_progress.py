@@ -1,7 +1,7 @@
 import pytest
 
-from sst2mlp.plugin import shows_progress
-from sst2mlp.progress import Planned, Progress, fit_line
+from sst2mlp.suite.plugin import shows_progress
+from sst2mlp.suite.progress import Planned, Progress, fit_line
 
 IDS = ["b.py::test_training[L1-H8-V10-T1-dense-B64]", "b.py::test_training[L1-H8-V20-T1-dense-B64]",
        "b.py::test_inference[L1-H8-V10-T1-dense-B1]", "b.py::test_inference[L1-H8-V20-T1-dense-B1]"]

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import QUIET, ROOT, child_env, run_pytest
-from sst2mlp.canary import Canary, QuietGate, WaitBudget
-from sst2mlp.journal import Journal, JournalError, RunIdentity, merged_run
-from sst2mlp.model import ModelConfig
-from sst2mlp.options import SuiteOptions
-from sst2mlp.schedule import by_configuration, configuration_of, last_of_configuration, spread
+from sst2mlp.measure.quiet_gate import Canary, QuietGate, WaitBudget
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.suite.journal import Journal, JournalError, RunIdentity, merged_run
+from sst2mlp.suite.options import SuiteOptions
+from sst2mlp.suite.schedule import by_configuration, configuration_of, last_of_configuration, spread
 
 SMALL = ("benchmarks/bench_mlp.py", "--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2-impls=dense,sparse,fused",
          "--sst2-train-rounds=1", "--sst2-latency-rounds=50", "--sst2-min-time=0.01", "--sst2-coldstart=off", *QUIET)
@@ -173,7 +173,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_configurations(tiny_glue, 
 def test_packed_rounds_keep_every_statistic_pytest_benchmark_reports():
     from pytest_benchmark.stats import Stats
 
-    from sst2mlp.journal import pack_rounds
+    from sst2mlp.suite.journal import pack_rounds
 
     stats, reference = Stats(), Stats()
     for value in [3e-6, 1e-6, 2e-6, 9e-6, 2.5e-6] * 20:

@@ -12,7 +12,6 @@ import torch
 
 from helpers import QUIET, run_pytest
 from sst2mlp import MLP, Vocabulary, accuracy, featurize, predict_logits
-from sst2mlp.coldstart import ColdStartRuns, parse_round, write_shipped
 from sst2mlp.contract import COLDSTART_PHASES as PHASES
 from sst2mlp.impls.base import RuntimeSettings
 from sst2mlp.impls.coldstart_child import now
@@ -20,7 +19,8 @@ from sst2mlp.impls.gathered import GatheredMLP, export_onnx, with_weights
 from sst2mlp.impls.onnx_runtime import session_options
 from sst2mlp.impls.openvino_runtime import compile_config
 from sst2mlp.impls.registry import REGISTRY, get_impl, make_variant, runtime_info
-from sst2mlp.variants import PreparedVariant, parity
+from sst2mlp.suite.coldstart import ColdStartRuns, parse_round, write_shipped
+from sst2mlp.suite.variants import PreparedVariant, parity
 
 PEERS = [impl.name for impl in REGISTRY if impl.peer]
 FLOAT_PEERS = [impl.name for impl in REGISTRY if impl.peer and impl.exact]

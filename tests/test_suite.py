@@ -8,15 +8,15 @@ import torch
 
 from helpers import QUIET, run_pytest
 from sst2mlp import contract
-from sst2mlp.case import BenchmarkCase
 from sst2mlp.contract import QuietGateInfo
-from sst2mlp.machine import update_machine_info
-from sst2mlp.model import ModelConfig
-from sst2mlp.options import SuiteOptions
-from sst2mlp.suite import Suite
-from sst2mlp.timing import CyclingInputs, Timing
-from sst2mlp.trained import trainer_of
-from sst2mlp.training import accuracy
+from sst2mlp.measure.machine import update_machine_info
+from sst2mlp.measure.timing import CyclingInputs, Timing
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.reference.training import accuracy
+from sst2mlp.suite.case import BenchmarkCase
+from sst2mlp.suite.models import trainer_of
+from sst2mlp.suite.options import SuiteOptions
+from sst2mlp.suite.session import Suite
 
 TINY_GRID = ("--sst2-layers=1,2", "--sst2-widths=8", "--sst2-vocabs=15", "--sst2-train-rounds=2", "--sst2-latency-rounds=50",
              "--sst2-min-time=0.01", *QUIET)
@@ -36,7 +36,7 @@ def test_grid_options_select_benchmarks_with_readable_ids(run_pytest_here):
         "--sst2-threads=1,2", "--sst2-impls=sparse,int8", "--sst2-train-impls=sparse", "-k", "inference or training",
     )
     ids = [line.split("::")[1] for line in run.stdout.splitlines() if "::" in line]
-    # configuration by configuration (sst2mlp.schedule: the larger first), each in pytest's order: training first
+    # configuration by configuration (sst2mlp.suite.schedule: the larger first), each in pytest's order: training first
     assert ids == [id_ for h in (16, 8) for id_ in (
         [f"test_training[L1-H{h}-V10-T{t}-sparse-B64]" for t in (1, 2)] +
         [f"test_inference[L1-H{h}-V10-T{t}-{impl}-B1]" for t in (1, 2) for impl in ("sparse", "int8")])

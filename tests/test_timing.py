@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sst2mlp import plugin, timing
-from sst2mlp.timing import Timing, calibrated_rounds, time_forward
+from sst2mlp.measure import timing
+from sst2mlp.measure.timing import Timing, calibrated_rounds, time_forward
+from sst2mlp.suite import plugin
 
 
 class Benchmark:

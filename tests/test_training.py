@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, train
-from sst2mlp.training import SparseRowsAdam, make_optimizer
+from sst2mlp.reference.training import SparseRowsAdam, make_optimizer
 
 POSITIVE = ["great fun", "great film", "fun fun film", "a great ride", "truly fun"]
 NEGATIVE = ["dull mess", "a dull film", "boring mess", "boring dull", "truly boring"]

@@ -1,4 +1,4 @@
-"""The child side of a cold start (sst2mlp.coldstart): a fresh Python process that loads an impl from the files it
+"""The child side of a cold start (sst2mlp.suite.coldstart): a fresh Python process that loads an impl from the files it
 ships and makes its first prediction.
 
 The parent saves an impl (Variant.save), one example's inputs and the configuration into a folder, starts

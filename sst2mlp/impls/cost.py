@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..features import BagOfWords
-from ..model import MLP, linear_flops
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP, linear_flops
+
 from .base import Impl
 
 

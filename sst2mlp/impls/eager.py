@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..model import MLP, convert
+from sst2mlp.reference.model import MLP, convert
+
 from .base import Impl, as_is
 from .cost import storage_bytes
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..features import BagOfWords
-from ..model import MLP
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP
+
 from .base import EXTRA_INSTALL, Impl, RuntimeSettings, quiet_export
 
 PROGRAM_FILE = "model.pte"

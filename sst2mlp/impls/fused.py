@@ -1,4 +1,4 @@
-"""`fused` and `fused-int8`: the sparse model's whole forward pass as one C++ call (sst2mlp.kernel), skipping the
+"""`fused` and `fused-int8`: the sparse model's whole forward pass as one C++ call (sst2mlp.native.kernel), skipping the
 hidden units the ReLU zeroed; `fused-int8` keeps its input table in int8 with a float scale per row (an on-device
 embedding layout). They ship as the kernel's tensors; a cold process loads the library built earlier."""
 from __future__ import annotations
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .. import kernel
-from ..model import MLP
+from sst2mlp.native import kernel
+from sst2mlp.reference.model import MLP
+
 from .base import Impl, RuntimeSettings
 
 KERNEL_FILE = "fused.pt"

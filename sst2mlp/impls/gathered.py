@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..model import MLP, convert
+from sst2mlp.reference.model import MLP, convert
+
 from .base import quiet_export
 
 ONNX_INPUTS = ("ids", "weights")

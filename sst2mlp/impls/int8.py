@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..features import BagOfWords
-from ..model import MLP, convert
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP, convert
+
 from .base import Impl, RuntimeSettings, as_is
 from .cost import storage_bytes
 from .eager import STATE_FILE, save_state_dict

@@ -6,8 +6,9 @@ import warnings
 
 import torch
 
-from ..features import BagOfWords
-from ..model import MLP, convert
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP, convert
+
 from .base import Impl, RuntimeSettings
 from .cost import storage_bytes
 from .eager import STATE_FILE, load_state_dict, save_state_dict

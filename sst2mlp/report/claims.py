@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import stats
+from sst2mlp import stats
+
 from .runs import Run, accuracy_over_seeds
 
 AXES = {"vocab_size": "vocabulary size k", "hidden_size": "hidden size", "num_layers": "hidden layers"}

@@ -18,8 +18,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..arguments import number_in
-from ..stats import UNSTABLE_SPREAD
+from sst2mlp.arguments import number_in
+from sst2mlp.stats import UNSTABLE_SPREAD
+
 from . import gate, tables
 from .claims import write_claims
 from .figures import FIGURES, write_figures

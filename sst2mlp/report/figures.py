@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import stats
+from sst2mlp import stats
+
 from .runs import Row, Run, accuracy_over_seeds
 
 FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "impls.png", "footprint.png", "pareto.png",
@@ -272,7 +273,7 @@ FLOOR_FRACTIONS = (1.0, 0.5, 0.1)  # guide lines: median = floor / fraction
 
 def roofline_figure(run: Run, impls: list[str], threads: int):
     """Each impl and configuration: the time per example it took against the floor the machine could not beat for it
-    (sst2mlp.limits), one panel per batch size; on the diagonal an impl reaches its floor."""
+    (sst2mlp.measure.limits), one panel per batch size; on the diagonal an impl reaches its floor."""
     fig, axes = _panels(f"Each impl against this machine's floor ({threads} thread(s)); guides: 100%, 50%, 10% of the floor",
                         run.caption(), [(f"floor, {label} (us per example)", "median (us per example)")
                                         for _, label in ROOF_PANELS], figsize=(18, 6))

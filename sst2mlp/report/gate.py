@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import stats
-from ..contract import SST2_DEV_EXAMPLES
+from sst2mlp import stats
+from sst2mlp.contract import SST2_DEV_EXAMPLES
+
 from .profile import NoiseProfile, load_profile
 from .runs import ReportError, cpu_of, finite_positive, gated_time, measured_while_slow, read_document
 

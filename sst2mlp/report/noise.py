@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract import GROUPS
+from sst2mlp.contract import GROUPS
+
 from . import gate
 from .profile import PACKAGED, NoiseProfile, kind, load_profile
 from .runs import ReportError, gated_time, measured_while_slow, read_document

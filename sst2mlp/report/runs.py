@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import contract
+from sst2mlp import contract
 
 REFERENCE_LOOP = contract.REFERENCE_LOOP  # shown after the suite's impls
 COLDSTART_PHASES = (*contract.COLDSTART_PHASES, "total")
@@ -45,7 +45,7 @@ class Key:
 
 @dataclass(frozen=True)
 class Roof:
-    """One timed call against the machine's floor for it (sst2mlp.limits): seconds per call, measured and floor."""
+    """One timed call against the machine's floor for it (sst2mlp.measure.limits): seconds per call, measured and floor."""
 
     median_seconds: float
     floor_seconds: float

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .. import stats
-from ..contract import nearest_to_baseline
+from sst2mlp import stats
+from sst2mlp.contract import nearest_to_baseline
+
 from .runs import REFERENCE_LOOP, Key, Run, accuracy_over_seeds, sorted_keys
 
 KEY_COLUMNS = ("num_layers", "hidden_size", "vocab_size", "impl", "trained_impl", "threads")
@@ -145,7 +146,7 @@ ROOFLINE_UNITS = {"1": ("b1", "us", 1e6), "64": ("b64", "us", 1e6), "dev": ("dev
 
 def roofline_table(run: Run) -> list[dict]:
     """Every impl at the baseline: per call at batch 1, 64 and the whole dev set, its median, the floor the machine
-    could not beat (sst2mlp.limits) and floor / median."""
+    could not beat (sst2mlp.measure.limits) and floor / median."""
     rows = []
     for key in baseline_keys(run):
         roofs = run.rows[key].roofs

@@ -9,16 +9,17 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from sst2mlp.contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
+from sst2mlp.impls.registry import IMPLS
+from sst2mlp.measure.limits import call_floor_seconds, training_floor_seconds, training_flops
+from sst2mlp.measure.timing import CyclingInputs, Timing, round_seconds, stability, time_forward
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.reference.training import TrainConfig
+
 from .coldstart import ColdStartRuns
-from .contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
-from .features import BagOfWords
-from .impls.registry import IMPLS
-from .limits import call_floor_seconds, training_floor_seconds, training_flops
-from .model import ModelConfig
-from .suite import Suite
-from .timing import CyclingInputs, Timing, round_seconds, stability, time_forward
-from .trained import TrainedModel, Trainer, TrainingRuns, trainer_of
-from .training import TrainConfig
+from .models import TrainedModel, Trainer, TrainingRuns, trainer_of
+from .session import Suite
 from .variants import PreparedVariant
 
 

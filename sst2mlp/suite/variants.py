@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .contract import Footprint, Parity
+from sst2mlp.contract import Footprint, Parity
+from sst2mlp.impls.base import RuntimeSettings
+from sst2mlp.impls.registry import Variant, make_variant
+from sst2mlp.measure.footprint import MemoryMeter
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.reference.training import logit_accuracy, predict_logits
+
 from .corpus import Corpus
-from .footprint import MemoryMeter
-from .impls.base import RuntimeSettings
-from .impls.registry import Variant, make_variant
-from .model import ModelConfig
-from .trained import Models, TrainedModel, Trainer, trainer_of
-from .training import logit_accuracy, predict_logits
+from .models import Models, TrainedModel, Trainer, trainer_of
 
 
 @dataclass

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .contract import AccuracyOverSeeds, ApproximateSeeds, SeedAccuracies
+from sst2mlp.contract import AccuracyOverSeeds, ApproximateSeeds, SeedAccuracies
+from sst2mlp.impls.registry import make_variant
+from sst2mlp.reference.model import MLP, ModelConfig
+from sst2mlp.reference.training import TrainResult, accuracy
+
 from .corpus import Corpus
-from .impls.registry import make_variant
-from .model import MLP, ModelConfig
-from .trained import Models, trainer_of
-from .training import TrainResult, accuracy
+from .models import Models, trainer_of
 
 EXTRA_SEED_TRAINER = trainer_of("sparse")  # the fastest exact trainer: the same function as dense
 

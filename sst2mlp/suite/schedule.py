@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import ModelConfig
+from sst2mlp.reference.model import ModelConfig
 
 GRID_PARAMS = ("num_layers", "hidden_size", "vocab_size")
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .arguments import choice, fraction, non_negative_float, non_negative_int, positive_float, positive_int, share
-from .canary import QUIET_SPEED
-from .contract import nearest_to_baseline
-from .impls.registry import IMPL_NAMES, TRAINABLE
-from .machine import DENORMAL_MODES
-from .model import ModelConfig
+from sst2mlp.arguments import choice, fraction, non_negative_float, non_negative_int, positive_float, positive_int, share
+from sst2mlp.contract import nearest_to_baseline
+from sst2mlp.impls.registry import IMPL_NAMES, TRAINABLE
+from sst2mlp.measure.machine import DENORMAL_MODES
+from sst2mlp.measure.quiet_gate import QUIET_SPEED
+from sst2mlp.reference.model import ModelConfig
 
 
 def positive_int_list(text: str) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 """The sst2mlp pytest plugin: options, the grid's parametrization, fixtures, and the hooks around a run. Hooks only;
-the state of a run is the `Suite` (sst2mlp.suite), the work is done by the package."""
+the state of a run is the `Suite` (sst2mlp.suite.session), the work is done by the package."""
 from __future__ import annotations
 
 import json
@@ -11,22 +11,23 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.utils import get_commit_info, safe_dumps
 
+from sst2mlp.impls.base import RuntimeUnavailable
+from sst2mlp.impls.registry import IMPLS
+from sst2mlp.measure.machine import available_cores, busy_warning, machine_load, set_denormals, torch_threads, update_machine_info
+from sst2mlp.native.kernel import KernelUnavailable
+from sst2mlp.reference.data import DATA_DIR_ENV, DataError, resolve_data_dir
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.stats import UNSTABLE_SPREAD
+
 from .case import BenchmarkCase
 from .coldstart import ROUNDS_WARMUP
-from .data import DATA_DIR_ENV, DataError, resolve_data_dir
-from .impls.base import RuntimeUnavailable
-from .impls.registry import IMPLS
 from .journal import FOLDER as JOURNAL_FOLDER
 from .journal import Journal, JournalError, RunIdentity, merged_run, pack_rounds
-from .kernel import KernelUnavailable
-from .machine import available_cores, busy_warning, machine_load, set_denormals, torch_threads, update_machine_info
-from .model import ModelConfig
 from .options import OPTIONS, SuiteOptions
 from .progress import Planned, Progress
 from .saving import SaveOptions
 from .schedule import by_configuration, configuration_of, last_of_configuration
-from .stats import UNSTABLE_SPREAD
-from .suite import Suite
+from .session import Suite
 
 UNSTABLE_SHOWN = 8
 PROCESS_START_SECONDS = 1.0  # a Python process importing numpy and a runtime takes at least this here (1.2-5 s measured)

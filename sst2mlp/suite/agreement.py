@@ -1,7 +1,7 @@
 """Run-to-run agreement of the latency and throughput medians: the same benchmarks run N times back to back.
 
-    python -m sst2mlp.report.agreement [--runs 3] [--out DIR] [--progress-run] [pytest options...]
-    python -m sst2mlp.report.agreement --summarize DIR      # the same summary of runs saved earlier
+    python -m sst2mlp.suite.agreement [--runs 3] [--out DIR] [--progress-run] [pytest options...]
+    python -m sst2mlp.suite.agreement --summarize DIR      # the same summary of runs saved earlier
 
 Run it from the project's checkout (it runs benchmarks/bench_mlp.py there).
 
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .runs import ReportError, read_document
+from sst2mlp.report.runs import ReportError, read_document
 
 BENCHMARKS = Path("benchmarks") / "bench_mlp.py"
 # The gate may wait up to 60 s per benchmark (a full run's default is 10 s): with 10 s, busy phases of the shared

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sst2mlp.native.kernel import KernelUnavailable, load_extension
+
 from .features import BagOfWords
-from .kernel import KernelUnavailable, load_extension
 
 
 @dataclass(frozen=True)

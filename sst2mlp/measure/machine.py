@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from . import kernel
-from .impls.registry import runtime_info
+from sst2mlp.impls.registry import runtime_info
+from sst2mlp.native import kernel
 
 _BUILD_PATTERNS = {
     "blas": r"BLAS_INFO=(\w+)",

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import contract, kernel, limits
-from .canary import Canary, QuietGate, WaitBudget
+from sst2mlp import contract
+from sst2mlp.impls.registry import IMPLS, approximate
+from sst2mlp.measure import limits
+from sst2mlp.measure.footprint import MemoryMeter
+from sst2mlp.measure.limits import MachineLimits
+from sst2mlp.measure.quiet_gate import Canary, QuietGate, WaitBudget
+from sst2mlp.measure.timing import CyclingInputs
+from sst2mlp.native import kernel
+from sst2mlp.reference.model import ModelConfig
+
 from .coldstart import ColdStarts
 from .corpus import Corpus
-from .footprint import MemoryMeter
-from .impls.registry import IMPLS, approximate
-from .limits import MachineLimits
-from .model import ModelConfig
+from .models import FirstRoundPeak, Models, Trainer, TrainingRuns, trainer_of
 from .options import SuiteOptions
 from .seeds import SeedRecorder
-from .timing import CyclingInputs
-from .trained import FirstRoundPeak, Models, Trainer, TrainingRuns, trainer_of
 from .variants import Variants
 
 
@@ -31,7 +34,7 @@ class Suite:
     memory: MemoryMeter = field(default_factory=MemoryMeter, repr=False)
     canary: Canary = field(default_factory=Canary, repr=False)
     wait_budget: WaitBudget = field(init=False, repr=False)  # the run's waiting allowance (--sst2-quiet-budget)
-    progress: object | None = field(default=None, repr=False)  # a sst2mlp.progress.Progress while a run shows one
+    progress: object | None = field(default=None, repr=False)  # a sst2mlp.suite.progress.Progress while a run shows one
     unstable: list[str] = field(default_factory=list)  # benchmarks whose timed rounds spread more than stats.UNSTABLE_SPREAD
     finished: set[str] = field(default_factory=set)  # the node ids of the benchmarks whose timed record was written
     limits: dict[int, MachineLimits] = field(default_factory=dict)  # per thread count, measured before any timing
@@ -55,7 +58,7 @@ class Suite:
         self.corpus.check_memory(self.options.grid())
 
     def measure_limits(self) -> None:
-        """What the machine can do at each thread count of the run (sst2mlp.limits): about a second, once."""
+        """What the machine can do at each thread count of the run (sst2mlp.measure.limits): about a second, once."""
         try:
             extension = kernel.load_extension()
         except kernel.KernelUnavailable:
@@ -63,7 +66,7 @@ class Suite:
         self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
 
     def release(self, config: ModelConfig) -> int | None:
-        """After a configuration's last benchmark (sst2mlp.schedule): its models, variants, runtime sessions and
+        """After a configuration's last benchmark (sst2mlp.suite.schedule): its models, variants, runtime sessions and
         compiled graphs are dropped and the memory handed back, so that a run holds one configuration at a time. The
         resident bytes left (what the run holds between configurations), where Linux says."""
         released = self.variants.release(config)
@@ -103,7 +106,7 @@ class Suite:
 
     def quiet_gate(self, forward, inputs: CyclingInputs) -> QuietGate:
         """`setup` for the rounds of `forward` on the cycled inputs: waits while the machine is slow, and after a
-        long round that ran slow until an untimed call on the same inputs runs at its pace (sst2mlp.canary)."""
+        long round that ran slow until an untimed call on the same inputs runs at its pace (sst2mlp.measure.quiet_gate)."""
         if self.canary.best is None:
             self.canary.calibrate()
         return QuietGate(self.canary, inputs.next, self.options.quiet_wait, quiet_speed=self.options.quiet_speed,

@@ -7,11 +7,11 @@ from functools import cached_property
 
 import torch
 
-from . import footprint
-from .data import SST2, load_sst2
-from .features import FeatureCache, Features
-from .model import ModelConfig
-from .training import TrainConfig
+from sst2mlp.measure import footprint
+from sst2mlp.reference.data import SST2, load_sst2
+from sst2mlp.reference.features import FeatureCache, Features
+from sst2mlp.reference.model import ModelConfig
+from sst2mlp.reference.training import TrainConfig
 
 
 @dataclass

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import stats
-from .canary import QuietGate
-from .contract import Percentiles, QuietGateInfo, Stability
-from .features import BagOfWords
-from .impls.registry import Variant
+from sst2mlp import stats
+from sst2mlp.contract import Percentiles, QuietGateInfo, Stability
+from sst2mlp.impls.registry import Variant
+from sst2mlp.reference.features import BagOfWords
+
+from .quiet_gate import QuietGate
 
 CALIBRATION_CALLS = 50  # at most; a slow benchmark stops after CALIBRATION_SECONDS of calls, and at least
 CALIBRATION_MIN_CALLS = 5  # calls: a whole-dev pass of a slow runtime takes 0.1 s, 50 of them more than its timing

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sst2mlp.impls.registry import get_impl
+from sst2mlp.measure.footprint import MemoryMeter
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import MLP, ModelConfig
+from sst2mlp.reference.training import TrainConfig, TrainResult, accuracy, make_optimizer, train
+
 from .corpus import Corpus
-from .features import BagOfWords
-from .footprint import MemoryMeter
-from .impls.registry import get_impl
-from .model import MLP, ModelConfig
-from .training import TrainConfig, TrainResult, accuracy, make_optimizer, train
 
 Routine = Callable[[MLP, BagOfWords, torch.Tensor, TrainConfig, torch.optim.Optimizer], TrainResult]
 WARM_UP_EXAMPLES = 2048  # rows of the small untimed training that precedes a session's first peak-memory reading

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import COLDSTART_PHASES as PHASES
-from .contract import ColdStartParts
-from .features import BagOfWords
-from .impls import coldstart_child
-from .impls.base import Impl
-from .impls.coldstart_child import CONFIG_FILE, INPUTS_FILE, now
-from .model import ModelConfig
+from sst2mlp.contract import COLDSTART_PHASES as PHASES
+from sst2mlp.contract import ColdStartParts
+from sst2mlp.impls import coldstart_child
+from sst2mlp.impls.base import Impl
+from sst2mlp.impls.coldstart_child import CONFIG_FILE, INPUTS_FILE, now
+from sst2mlp.reference.features import BagOfWords
+from sst2mlp.reference.model import ModelConfig
+
 from .variants import PreparedVariant
 
 CHILD = coldstart_child.__name__
@@ -115,7 +116,7 @@ def kernel_build_seconds() -> float:
     with tempfile.TemporaryDirectory(prefix="sst2mlp-kernel-build-") as cache:
         env = {**os.environ, "TORCH_EXTENSIONS_DIR": cache}
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import sst2mlp.kernel as k; k.load_extension()"], env=env, check=True,
+        subprocess.run([sys.executable, "-c", "import sst2mlp.native.kernel as k; k.load_extension()"], env=env, check=True,
                        capture_output=True, timeout=PROCESS_TIMEOUT)
         return time.perf_counter() - start
 
