@@ -18,6 +18,7 @@ GROUPS = ("training", "inference", "throughput", "coldstart")
 PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
 
 # The least a benchmark needs for the report to place it; runs saved by every version of the suite have these.
+SCHEMA_VERSION = 2  # the layout of a saved run, machine_info["sst2mlp_schema"]; older runs: sst2mlp.report.schema
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
 BASELINE = {"num_layers": 2, "hidden_size": 256, "vocab_size": 10_000}  # the reference report's baseline model
@@ -28,7 +29,7 @@ def nearest_to_baseline(configs: list[tuple[int, int, int]]) -> tuple[int, int, 
     vocabulary size."""
     baseline = (BASELINE["num_layers"] + 1, BASELINE["hidden_size"], BASELINE["vocab_size"])
     return min(configs, key=lambda c: sum(abs(math.log(a / b)) for a, b in zip((c[0] + 1, c[1], c[2]), baseline)))
-SST2_DEV_EXAMPLES = 872  # GLUE SST-2's dev split, for runs saved before they recorded `dev_examples`
+SST2_DEV_EXAMPLES = 872  # GLUE SST-2's dev split: `dev_examples` of runs saved before they recorded it
 
 # When a record holds a part or field: always; only when the rounds were timed (not under --benchmark-disable); only
 # for an approximate impl; or "optional", a field added after runs that the report still reads strictly (or, like
@@ -286,9 +287,3 @@ def missing_fields(benchmark: dict) -> list[str]:
     return [f"param {p}" for p in PARAMS if p not in params] + [f for f in extra_info_fields(group) if f not in info]
 
 
-def model_trained_by(group: str, info: dict) -> str:
-    """The training impl of the model a benchmark describes; runs saved before `trained_impl` existed are inferred:
-    a training benchmark describes the model it trained, every other benchmark the dense-trained model."""
-    if "trained_impl" in info:
-        return info["trained_impl"]
-    return info.get("impl", "dense") if group == "training" else "dense"

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from helpers import QUIET, run_pytest
+from sst2mlp import contract
 from sst2mlp.report.cli import main as report_main
 
 # A whole impl family in one module: the dense model's function in numpy, on dense count rows, shipped as .npz.
@@ -87,6 +88,7 @@ def test_an_impl_family_added_by_one_module_runs_in_every_group_and_reaches_the_
     assert any(info.get("coldstart_total_seconds", 0) > 0 for info in toy)
     machine = json.loads(saved.read_text())["machine_info"]
     assert machine["runtimes"]["numpy"]["thread_setting"].startswith("none")
+    assert machine["sst2mlp_schema"] == contract.SCHEMA_VERSION  # every saved run says its layout
 
     out = tmp_path / "report"
     assert report_main([str(saved), "--out", str(out)]) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sst2mlp.report import FIGURES, main, make_report, pareto_front
+from sst2mlp.report import FIGURES, ReportError, main, make_report, pareto_front
 from sst2mlp.report.figures import draw_figures
 from sst2mlp.report.runs import read_run
 
@@ -234,7 +234,8 @@ def test_strict_mode_checks_the_whole_contract(tmp_path, tables_only, capsys):
     assert main([str(OLD), "--out", str(tmp_path / "old"), "--strict"]) == 2
     error = capsys.readouterr().err
     assert "0001_smoke.json: benchmarks without the fields the suite writes" in error
-    assert "test_training[L1-H128-V1000-T1]: param impl, param batch_size, impl, effective_flops" in error
+    # what the file lacks beyond what the upgrade of an old run fills in (schema.upgrade: impl, effective_flops, ...)
+    assert "test_training[L1-H128-V1000-T1]: param impl, param batch_size, seeds, accuracy_seeds" in error
 
 
 def test_the_report_command_does_not_import_torch():
@@ -305,3 +306,20 @@ def test_the_roofline_table_holds_each_impls_median_floor_and_fraction_per_call_
         assert float(row[f"{prefix}_median_{unit}"]) == pytest.approx(bench["stats"]["median"] * scale)
         assert float(row[f"{prefix}_floor_{unit}"]) == pytest.approx(floor * scale)
         assert float(row[f"{prefix}_fraction_of_floor"]) == pytest.approx(bench["extra_info"]["fraction_of_floor"])
+
+
+def test_an_old_run_is_upgraded_once_where_it_is_read_and_a_newer_one_is_refused(tmp_path):
+    """Runs saved before the schema version (OLD: no impl axis, no trained_impl, py-cpuinfo's CPU) read as the
+    current layout; a run saved by a newer suite is refused with one line naming its schema."""
+    from sst2mlp import contract
+    from sst2mlp.report.runs import read_document
+
+    old = read_document(OLD)
+    assert old["machine_info"]["sst2mlp_schema"] == contract.SCHEMA_VERSION and old["machine_info"]["cpu_model"]
+    assert all({"impl", "trained_impl", "effective_flops", "dev_examples"} <= set(b["extra_info"]) for b in old["benchmarks"])
+    assert json.loads(OLD.read_text())["machine_info"].get("sst2mlp_schema") is None  # the file itself is left alone
+    newer = json.loads(NEW.read_text())
+    newer["machine_info"]["sst2mlp_schema"] = contract.SCHEMA_VERSION + 1
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    with pytest.raises(ReportError, match=f"saved by a newer sst2mlp \\(schema {contract.SCHEMA_VERSION + 1}\\)"):
+        read_document(tmp_path / "newer.json")

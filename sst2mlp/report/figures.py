@@ -305,7 +305,7 @@ def draw_figures(run: Run, threads: int) -> dict[str, object]:
     figures["impls.png"] = impls_figure(run, impls, threads)
     figures["footprint.png"] = footprint_figure(run, impls, threads)
     figures["pareto.png"] = pareto_figure(run, impls, threads)
-    if any(row.roofs for row in run.rows.values()):  # runs saved before the machine limits have no floors
+    if any(row.roofs for row in run.rows.values()):  # none in an untimed run, or one saved before the machine limits
         figures["roofline.png"] = roofline_figure(run, impls, threads)
     return figures
 

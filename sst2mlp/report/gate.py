@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from sst2mlp import stats
-from sst2mlp.contract import SST2_DEV_EXAMPLES
 
 from .profile import NoiseProfile, load_profile
 from .runs import ReportError, cpu_of, finite_positive, gated_time, measured_while_slow, read_document
@@ -161,7 +160,7 @@ def compare_timing(name: str, bases: list[dict], new: dict, threshold: float, al
 def compare_accuracy(name: str, base: dict, new: dict) -> Verdict:
     def seeds(bench):
         info = bench["extra_info"]
-        return [float(x) for x in info.get("accuracy_seeds") or [info["accuracy"]]], int(info.get("dev_examples") or SST2_DEV_EXAMPLES)
+        return [float(x) for x in info.get("accuracy_seeds") or [info["accuracy"]]], int(info["dev_examples"])
 
     (a, n_dev), (b, _) = seeds(base), seeds(new)
     difference = float(np.mean(b) - np.mean(a))

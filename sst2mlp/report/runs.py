@@ -9,11 +9,12 @@ from pathlib import Path
 
 from sst2mlp import contract
 
+from .schema import SchemaError, upgrade
+
 REFERENCE_LOOP = contract.REFERENCE_LOOP  # shown after the suite's impls
 COLDSTART_PHASES = (*contract.COLDSTART_PHASES, "total")
 
 
-OLD_SLOW_PHASE_SPEED = 0.9  # runs saved before the quiet gate: a canary timed once, just before the benchmark
 
 
 class ReportError(Exception):
@@ -100,22 +101,22 @@ class Run:
 
     @property
     def source_trainer(self) -> str:
-        """The trainer whose models every impl ran (the trained_impl of the latency and throughput rows): dense in
-        runs saved before the sparse trainer became the default, the first of --sst2-train-impls since."""
+        """The trainer whose models every impl ran (the trained_impl of the latency and throughput rows, the first of
+        --sst2-train-impls); dense for a run of training benchmarks alone."""
         sources = {b.get("extra_info", {}).get("trained_impl") for b in self.benchmarks if b.get("group") != "training"}
         sources.discard(None)
         return sources.pop() if len(sources) == 1 else "dense"
 
     def dev_examples(self) -> int:
-        """The dev split's size the run measured accuracy on (SST-2's for runs saved before they recorded it)."""
+        """The dev split's size the run measured accuracy on."""
         sizes = {(b.get("extra_info") or {}).get("dev_examples") for b in self.benchmarks} - {None}
-        return max(sizes) if sizes else contract.SST2_DEV_EXAMPLES
+        return max(sizes) if sizes else contract.SST2_DEV_EXAMPLES  # a run with no finished benchmark
 
     def caption(self) -> str:
         torch_info = self.machine.get("torch", {})
         threads = sorted({key.threads for key in self.rows}) or torch_info.get("threads", "?")
         cpu = cpu_of(self.machine) or "unknown CPU"
-        count = self.machine.get("cpu_count") or self.machine.get("cpu", {}).get("count", "?")
+        count = self.machine.get("cpu_count") or "?"
         commit = (self.commit.get("id") or "")[:8]
         return (
             f"{cpu} ({count} CPUs), torch {torch_info.get('version', '?')}, "
@@ -183,9 +184,12 @@ def read_document(path: Path) -> dict:
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}; truncated?); "
             "expected a file written by pytest-benchmark"
         ) from None
-    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list) or "machine_info" not in document:
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list) or not isinstance(document.get("machine_info"), dict):
         raise ReportError(f"{path}: not pytest-benchmark JSON; expected an object with 'machine_info' and a 'benchmarks' list")
-    return document
+    try:
+        return upgrade(document)
+    except SchemaError as error:
+        raise ReportError(f"{path}: {error}") from None
 
 
 def read_run(path: Path) -> Run:
@@ -213,17 +217,13 @@ def read_run(path: Path) -> Run:
 
 
 def cpu_of(machine_info: dict) -> str | None:
-    """The CPU a run was saved on: the suite's cpu_model, or py-cpuinfo's brand for runs saved without it."""
-    return machine_info.get("cpu_model") or (machine_info.get("cpu") or {}).get("brand_raw")
+    """The CPU a run was saved on."""
+    return machine_info.get("cpu_model")
 
 
 def measured_while_slow(bench: dict) -> bool:
     """Most of the benchmark's rounds ran while the machine was slow (the quiet gate's waiting budget ran out)."""
-    info = bench.get("extra_info") or {}
-    if "measured_while_slow" in info:
-        return (info["measured_while_slow"] or 0.0) >= 0.5
-    speed = info.get("machine_speed")  # None: the canary never ran (an untimed run)
-    return speed is not None and speed < OLD_SLOW_PHASE_SPEED
+    return ((bench.get("extra_info") or {}).get("measured_while_slow") or 0.0) >= 0.5  # absent: untimed
 
 
 def gated_time(bench: dict) -> float | None:
@@ -243,12 +243,10 @@ def finite_positive(value) -> bool:
 
 
 def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
-    impl = info.get("impl", "dense")  # runs saved before the impl axis measured only the dense model
-    key = Key(info["num_layers"], info["hidden_size"], info["vocab_size"], impl, info["threads"],
-              contract.model_trained_by(bench["group"], info))
+    key = Key(info["num_layers"], info["hidden_size"], info["vocab_size"], info["impl"], info["threads"], info["trained_impl"])
     row = rows.get(key)
     if row is None:
-        row = rows[key] = Row(key, info["params"], info["flops"], info.get("effective_flops", float(info["flops"])), info["accuracy"])
+        row = rows[key] = Row(key, info["params"], info["flops"], info["effective_flops"], info["accuracy"])
     stats = {name: bench["stats"][name] for name in ("min", "median", "mean", "stddev", "rounds")}
     stats.update({name: info[name] for name in ("iqr_over_median", "unstable") if name in info})
     if info.get("accuracy_seeds"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.utils import get_commit_info, safe_dumps
 
+from sst2mlp import contract
 from sst2mlp.impls.base import RuntimeUnavailable
 from sst2mlp.impls.registry import IMPLS
 from sst2mlp.measure.machine import available_cores, busy_warning, machine_load, set_denormals, torch_threads, update_machine_info
@@ -179,6 +180,7 @@ class RunHooks:
             kept = merged_run(self.journal.records, kept, self.journal.identity.benchmarks)
         output_json["benchmarks"] = kept
         output_json["machine_info"]["sst2mlp_run"] = self._run_info()
+        output_json["machine_info"]["sst2mlp_schema"] = contract.SCHEMA_VERSION
 
     def _session(self) -> dict:
         """This session's wall time, peak resident memory and where its time went (written once, at the first save)."""
