@@ -57,7 +57,7 @@ TOY_RUNTIME = textwrap.dedent('''
             return NumpyForward(dict(arrays))
 
 
-    IMPLS = (Impl("numpy-mlp", "the dense model's layers as numpy products", 1000, input_form="dense", exact=True,
+    IMPLS = (Impl("numpy-mlp", 1000, input_form="dense", exact=True,
                   skips_inactive_units=False, build=build, held_bytes=held_bytes, files=(WEIGHTS_FILE,), save=save,
                   load=load, prepare=as_is, peer=True, runtime="numpy",
                   pinning={"thread_setting": "none (its BLAS pool as it starts)", "denormal_setting": "none"},

@@ -50,7 +50,21 @@ def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dyna
         variant = make_variant("torch-compile", model, bags)
         assert counters["stats"]["unique_graphs"] - before >= 4  # batch 1 and several rows, under no_grad and inference mode
         assert torch._dynamo.config.fail_on_recompile_limit_hit  # a call needing one more fails instead of running eagerly
-    assert torch.allclose(one_at_a_time(variant, bags), predict_logits(make_variant("dense", model, bags), bags), atol=1e-4)
+        reference = predict_logits(make_variant("dense", model, bags), bags)
+        assert torch.allclose(one_at_a_time(variant, bags), reference, atol=1e-4)
+        get_impl("torch-compile").forget()  # as the suite does after a configuration: the limits as patched
+
+
+def test_forgetting_compiled_models_puts_dynamos_limits_back():
+    from sst2mlp.impls.torch_compile import LIMITS
+
+    model, bags = small_model()
+    get_impl("torch-compile").forget()  # compiled models an earlier test of this process built, forgotten
+    before = {name: getattr(torch._dynamo.config, name) for name in LIMITS}
+    make_variant("torch-compile", model, bags)
+    assert torch._dynamo.config.recompile_limit > before["recompile_limit"]
+    get_impl("torch-compile").forget()
+    assert {name: getattr(torch._dynamo.config, name) for name in LIMITS} == before
 
 
 @pytest.mark.slow

@@ -34,7 +34,6 @@ class Impl:
     """One way of running a trained model, whole: what the suite builds, times, ships and starts cold."""
 
     name: str
-    summary: str
     rank: int  # its place in tables, figures and the default --sst2-impls: the report's dense model first
     input_form: str  # one of INPUT_FORMS
     exact: bool  # same logits as dense within float32 rounding

@@ -36,13 +36,13 @@ def load_state_dict(sparse: bool) -> Callable[[Path, dict], MLP]:
     return load
 
 
-def _eager(name: str, summary: str, rank: int, sparse: bool) -> Impl:
-    return Impl(name, summary, rank, input_form="bags" if sparse else "dense", trainable=True, exact=True,
+def _eager(name: str, rank: int, sparse: bool) -> Impl:
+    return Impl(name, rank, input_form="bags" if sparse else "dense", trainable=True, exact=True,
                 skips_inactive_units=False, build=build(sparse), held_bytes=module_bytes, files=(STATE_FILE,),
                 save=save_state_dict, load=load_state_dict(sparse), prepare=as_is)
 
 
 IMPLS = (
-    _eager("dense", "the report's model: nn.Linear on dense count vectors", 10, sparse=False),
-    _eager("sparse", "the input layer an EmbeddingBag over the words present", 20, sparse=True),
+    _eager("dense", 10, sparse=False),  # the report's model: nn.Linear on dense count vectors
+    _eager("sparse", 20, sparse=True),  # the input layer an EmbeddingBag over the words present
 )

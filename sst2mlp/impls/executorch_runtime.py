@@ -95,8 +95,7 @@ def prepare(program: bytes, settings: RuntimeSettings, _inputs: tuple) -> ExecuT
     return ExecuTorchForward(program, settings)
 
 
-IMPLS = (Impl("executorch", "the gathered model lowered to ExecuTorch's XNNPACK backend, run by its Python runtime",
-              110, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
+IMPLS = (Impl("executorch", 110, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
               files=(PROGRAM_FILE,), save=save, load=load, prepare=prepare, peer=True, runtime="executorch",
               pinning=PINNING, coldstart_imports=("executorch.runtime",),
               model_inputs=lambda forward, bags: forward.padded(bags), requires="executorch",

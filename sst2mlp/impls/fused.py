@@ -84,14 +84,13 @@ def prepare(saved: dict, _settings: RuntimeSettings, _inputs: tuple):
     return fused_from_saved(saved)
 
 
-def _fused(name: str, summary: str, rank: int, int8_table: bool) -> Impl:
-    return Impl(name, summary, rank, input_form="bags", exact=not int8_table, skips_inactive_units=True,
+def _fused(name: str, rank: int, int8_table: bool) -> Impl:
+    return Impl(name, rank, input_form="bags", exact=not int8_table, skips_inactive_units=True,
                 build=build(int8_table), held_bytes=held_bytes, files=(KERNEL_FILE,), save=save, load=load,
                 prepare=prepare, compiles_kernel=True, scales_input_rows=int8_table, table_weight_bytes=1 if int8_table else 4)
 
 
 IMPLS = (
-    _fused("fused", "the sparse model's whole forward pass as one C++ call (kernel.py)", 40, int8_table=False),
-    _fused("fused-int8", "fused, its input table in int8 with a float scale per row (on-device embedding layout)", 60,
-           int8_table=True),
+    _fused("fused", 40, int8_table=False),
+    _fused("fused-int8", 60, int8_table=True),
 )

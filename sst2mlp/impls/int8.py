@@ -47,6 +47,6 @@ def load(folder: Path, config: dict) -> nn.Module:
     return model
 
 
-IMPLS = (Impl("int8", "dynamic int8 quantization of the dense model's Linear layers", 50, input_form="dense",
+IMPLS = (Impl("int8", 50, input_form="dense",
               exact=False, skips_inactive_units=False, build=build, held_bytes=held_bytes, files=(STATE_FILE,),
               save=save_state_dict, load=load, prepare=as_is, int8_products=True),)

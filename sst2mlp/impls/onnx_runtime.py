@@ -75,16 +75,14 @@ def prepare(model: bytes, settings: RuntimeSettings, _inputs: tuple) -> OnnxRunt
     return OnnxRuntimeForward(model, settings)
 
 
-def _onnxruntime(name: str, summary: str, rank: int, int8: bool) -> Impl:
-    return Impl(name, summary, rank, input_form="padded", exact=not int8, skips_inactive_units=False, build=build(int8),
+def _onnxruntime(name: str, rank: int, int8: bool) -> Impl:
+    return Impl(name, rank, input_form="padded", exact=not int8, skips_inactive_units=False, build=build(int8),
                 held_bytes=held_bytes, files=(ONNX_FILE,), save=save, load=load, prepare=prepare, peer=True,
                 runtime="onnxruntime", pinning=PINNING, coldstart_imports=("onnxruntime",), torch_inputs=False,
                 model_inputs=padded_arrays, table_weight_bytes=1 if int8 else 4, int8_products=int8)
 
 
 IMPLS = (
-    _onnxruntime("onnxruntime", "ONNX Runtime (CPU provider, all graph optimizations) on the model exported to ONNX, "
-                 "its input layer a gather of the rows of the words present", 70, int8=False),
-    _onnxruntime("onnxruntime-int8", "the same ONNX model through onnxruntime's dynamic int8 quantization", 80,
-                 int8=True),
+    _onnxruntime("onnxruntime", 70, int8=False),
+    _onnxruntime("onnxruntime-int8", 80, int8=True),
 )

@@ -72,8 +72,7 @@ def prepare(loaded: tuple, settings: RuntimeSettings, _inputs: tuple) -> OpenVin
     return OpenVinoForward(core, model, settings)
 
 
-IMPLS = (Impl("openvino", "the same ONNX model compiled by OpenVINO for its CPU device (latency hint, float32)", 90,
-              input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
+IMPLS = (Impl("openvino", 90, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
               files=IR_FILES, save=save, load=load, prepare=prepare, peer=True, runtime="openvino", pinning=PINNING,
               coldstart_imports=("openvino",), torch_inputs=False, model_inputs=padded_arrays, requires="openvino",
               install=EXTRA_INSTALL.format("openvino")),)

@@ -47,11 +47,6 @@ def get_impl(name: str) -> Impl:
     return IMPLS[name]
 
 
-def runtimes_of(names) -> list[str]:
-    """The packages that run the impls among `names`, in registry order."""
-    return list(dict.fromkeys(impl.runtime for impl in REGISTRY if impl.name in names))
-
-
 def approximate(names) -> list[str]:
     """The impls among `names` that change the model's function (int8) and can run here, in registry order."""
     return [impl.name for impl in REGISTRY if not impl.exact and impl.name in names and not impl.missing()]

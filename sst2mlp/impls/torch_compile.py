@@ -14,6 +14,8 @@ from .cost import storage_bytes
 from .eager import STATE_FILE, load_state_dict, save_state_dict
 
 MODE = "default"
+LIMITS = ("recompile_limit", "accumulated_recompile_limit", "fail_on_recompile_limit_hit")  # what the suite raises
+_limits_before: dict | None = None  # dynamo's own values, while the suite's compiled models hold raised ones
 
 
 def make_room_for_compiled_graphs(graphs: int) -> None:
@@ -21,11 +23,26 @@ def make_room_for_compiled_graphs(graphs: int) -> None:
 
     Every compiled model adds its graphs to the one code object all the suite's models share (their forward), and
     dynamo's default limit (8 graphs per code object) is full after two models: it would then run every later model
-    eagerly, with a warning, and its benchmarks would measure eager PyTorch."""
+    eagerly, with a warning, and its benchmarks would measure eager PyTorch. `forget_compiled_graphs` puts dynamo's
+    values back once the models are gone."""
+    global _limits_before
     config = torch._dynamo.config
+    if _limits_before is None:
+        _limits_before = {name: getattr(config, name) for name in LIMITS}
     config.recompile_limit += graphs
     config.accumulated_recompile_limit += graphs
     config.fail_on_recompile_limit_hit = True
+
+
+def forget_compiled_graphs() -> None:
+    """After a configuration's compiled models are dropped: dynamo's graphs and guards, which hold their weights,
+    cleared, and its limits as they were before the suite raised them."""
+    global _limits_before
+    torch._dynamo.reset()
+    if _limits_before is not None:
+        for name, value in _limits_before.items():
+            setattr(torch._dynamo.config, name, value)
+        _limits_before = None
 
 
 class CompiledForward:
@@ -68,7 +85,6 @@ def prepare(model: MLP, _settings: RuntimeSettings, inputs: tuple):
     return compiled
 
 
-IMPLS = (Impl("torch-compile", "the sparse model through torch.compile (inductor, CPU, mode default)", 100,
-              input_form="bags", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
+IMPLS = (Impl("torch-compile", 100, input_form="bags", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
               files=(STATE_FILE,), save=save, load=load_state_dict(sparse=True), prepare=prepare, peer=True,
-              forget=torch._dynamo.reset),)  # its graphs and guards hold the compiled model's weights
+              forget=forget_compiled_graphs),)

@@ -52,6 +52,6 @@ def forget_types() -> None:
     torch.jit._state._clear_class_state()
 
 
-IMPLS = (Impl("torchscript", "the sparse model traced, frozen and optimized for inference", 30, input_form="bags",
+IMPLS = (Impl("torchscript", 30, input_form="bags",
               exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes, files=(SCRIPT_FILE,),
               save=save, load=load, prepare=as_is, forget=forget_types),)

@@ -346,7 +346,12 @@ def _interrupt(signum, frame):
     if frame is not None and frame.f_lineno is None:
         # interrupted at an instruction without a line number, which pytest's report of the interruption cannot
         # format (it would end in an internal error): raise a few milliseconds later instead
-        signal.signal(signal.SIGALRM, lambda _signum, later: _interrupt(signum, later))
+        previous = signal.getsignal(signal.SIGALRM)
+
+        def later(_alarm, frame_later):
+            signal.signal(signal.SIGALRM, previous)  # the alarm's handler as it was, before this raises
+            _interrupt(signum, frame_later)
+        signal.signal(signal.SIGALRM, later)
         signal.setitimer(signal.ITIMER_REAL, 0.005)
         return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
