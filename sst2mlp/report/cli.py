@@ -1,6 +1,6 @@
 """sst2mlp-report: figures and tables from saved pytest-benchmark JSON.
 
-    sst2mlp-report [JSON files or storage folders; default .benchmarks] --out DIR
+    sst2mlp-report [draw] [JSON files or storage folders; default .benchmarks] --out DIR
     sst2mlp-report check BASELINE.json [BASELINE.json ...] NEW.json [--threshold 0.10] [--alpha 0.002]
                          [--suspects FILE] [--confirm RUN [RUN ...]]
     sst2mlp-report calibrate RUN RUN [RUN ...] --out noise-profile.json
@@ -21,7 +21,7 @@ from pathlib import Path
 from sst2mlp.arguments import number_in
 from sst2mlp.stats import UNSTABLE_SPREAD
 
-from . import gate, tables
+from . import gate, noise, profile, tables
 from .claims import write_claims
 from .figures import FIGURES, write_figures
 from .profile import PACKAGED, load_profile
@@ -125,13 +125,7 @@ def _runtimes_tables(run, out: Path, caption: str) -> list[Path]:
     return written
 
 
-def check(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sst2mlp-report check",
-        description="Compare a new run with one or more baseline runs benchmark by benchmark; exit 1 when a timing got "
-                    "slower by more than its allowance (the threshold, or its spread between the baseline runs, or with "
-                    "one baseline the machine's noise profile) with significant samples, or a configuration's dev "
-                    "accuracy dropped beyond its noise.")
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
                         help="pytest-benchmark JSON: the baseline run(s), then the run to check (the last)")
     parser.add_argument("--threshold", type=number_in("a positive fraction such as 0.10 (10%)", lambda v: 0 < v < math.inf),
@@ -149,9 +143,11 @@ def check(argv: list[str]) -> int:
     parser.add_argument("--suspects", type=Path, metavar="FILE",
                         help="write the pytest node ids of the benchmarks judged slower, one per line, to measure them "
                              "again for --confirm (the file is replaced; empty when none is slower)")
-    args = parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
-        parser.error("expected at least two runs: a baseline and the run to check")
+        args.parser.error("expected at least two runs: a baseline and the run to check")
     try:
         verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines,
                                        load_profile(args.noise_profile), confirm=args.confirm)
@@ -178,29 +174,22 @@ def _write_suspects(path: Path, ids: list[str]) -> None:
         raise ReportError(f"cannot write --suspects {path} ({error.strerror or error}); expected a writable file path") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["check"]:
-        return check(argv[1:])
-    if argv[:1] == ["noise"]:
-        from .noise import main as noise_main
+CHECK_HELP = ("compare a new run with one or more baseline runs benchmark by benchmark; exit 1 when a timing got slower "
+              "by more than its allowance (the threshold, or its spread between the baseline runs, or with one baseline "
+              "the machine's noise profile) with significant samples, or a configuration's dev accuracy dropped beyond "
+              "its noise")
+DEFAULT_COMMAND = "draw"  # `sst2mlp-report RUN ... --out DIR` draws: the command name may be left out
 
-        return noise_main(argv[1:])
-    if argv[:1] == ["calibrate"]:
-        from .profile import main as calibrate_main
 
-        return calibrate_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0],
-                                     epilog="sst2mlp-report check BASELINE [BASELINE ...] NEW: the regression gate; "
-                                            "sst2mlp-report calibrate RUN RUN [...] --out PROFILE: this machine's noise "
-                                            "profile for check; sst2mlp-report noise RUN RUN [...]: how the gate does on "
-                                            "A/A pairs of runs (see check --help, calibrate --help, noise --help)")
+def add_draw_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", default=[".benchmarks"], help="pytest-benchmark JSON files or storage folders (default: .benchmarks)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for figures and tables (default: report)")
     parser.add_argument("--overwrite", action="store_true", help="replace figures and tables already in --out")
     parser.add_argument("--strict", action="store_true",
                         help="fail on any benchmark without every parameter and extra_info field the current suite writes")
-    args = parser.parse_args(argv)
+
+
+def draw(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -213,3 +202,32 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(path)
     return 0
+
+
+COMMANDS = (  # name, its arguments, what runs it, its help
+    (DEFAULT_COMMAND, add_draw_arguments, draw, "figures and tables of saved runs (the default command)"),
+    ("check", add_check_arguments, check, CHECK_HELP),
+    ("calibrate", profile.add_arguments, profile.run, "this machine's noise profile for check, from runs of the same code"),
+    ("noise", noise.add_arguments, noise.run, "how the gate does on A/A pairs of runs: false alarms, and what it catches"),
+)
+
+
+def command_parser() -> argparse.ArgumentParser:
+    """sst2mlp-report and its commands, each with its arguments and the function that runs it."""
+    top = argparse.ArgumentParser(prog="sst2mlp-report", description=__doc__.split("\n\n")[0],
+                                  epilog=f"`sst2mlp-report RUN ...` is `sst2mlp-report {DEFAULT_COMMAND} RUN ...`; "
+                                         "see `sst2mlp-report COMMAND --help`")
+    commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name, add_arguments, run, help_text in COMMANDS:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(parser)
+        parser.set_defaults(run=run, parser=parser)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in ("-h", "--help", *(name for name, *_ in COMMANDS)):
+        argv = [DEFAULT_COMMAND, *argv]
+    args = command_parser().parse_args(argv)
+    return args.run(args)

@@ -193,16 +193,18 @@ def _allowance(profile: NoiseProfile, key: str) -> str:
     return f"{value:.0%}" + ("" if source == "profile" else " (its group's)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sst2mlp-report noise", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`sst2mlp-report noise`'s arguments (sst2mlp.report.cli)."""
     parser.add_argument("runs", type=Path, nargs="+", help="saved runs of the same code, in pairs")
     parser.add_argument("--impl", default="sparse", help="the impl whose latency and throughput get the slowdown")
     parser.add_argument("--factor", type=float, default=1.3, help="the injected slowdown (default 1.3)")
     parser.add_argument("--noise-profile", type=Path, default=PACKAGED, metavar="JSON",
                         help="the noise profile check uses (default: the one the suite ships)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if len(args.runs) < 2 or len(args.runs) % 2:
-        parser.error(f"expected runs in pairs (an even number, at least 2), got {len(args.runs)}")
+        args.parser.error(f"expected runs in pairs (an even number, at least 2), got {len(args.runs)}")
     pairs = list(zip(args.runs[::2], args.runs[1::2]))
     try:
         lines = study(pairs, args.impl, args.factor, load_profile(args.noise_profile)).lines
@@ -211,7 +213,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("\n".join(lines))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -125,17 +125,19 @@ def calibrate(paths: list[Path], margin: float = MARGIN) -> NoiseProfile:
     return NoiseProfile(allowances, {key: round(value, 4) for key, value in worst.items()}, cpus.pop(), margin, runs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sst2mlp-report calibrate", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`sst2mlp-report calibrate`'s arguments (sst2mlp.report.cli)."""
     parser.add_argument("runs", type=Path, nargs="+", help="saved runs of the same code on this machine (2 or more)")
     parser.add_argument("--out", type=Path, required=True, help="the profile to write (JSON); check reads it with --noise-profile")
     parser.add_argument("--margin", type=float, default=MARGIN, help=f"the allowance is (max/min)^margin - 1 of the spread seen (default {MARGIN:g})")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if not (args.margin >= 1 and math.isfinite(args.margin)):
-        parser.error(f"--margin: expected a number of at least 1, got {args.margin:g}")
+        args.parser.error(f"--margin: expected a number of at least 1, got {args.margin:g}")
     if args.out.exists() and not args.overwrite:
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it, or choose another file")
+        args.parser.error(f"--out {args.out} exists; pass --overwrite to replace it, or choose another file")
     try:
         profile = calibrate(args.runs, args.margin)
         profile.save(args.out)
@@ -151,7 +153,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:{width}s}  spread {profile.spreads[key]:6.1%}  allowance {profile.allowances[key]:5.0%}")
     print(f"wrote {args.out} ({len(profile.allowances)} kinds from {len(args.runs)} runs)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
