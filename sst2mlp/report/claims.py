@@ -16,6 +16,7 @@ import numpy as np
 from sst2mlp import stats
 
 from .runs import Run, accuracy_over_seeds
+from .tables import pipe_table
 
 AXES = {"vocab_size": "vocabulary size k", "hidden_size": "hidden size", "num_layers": "hidden layers"}
 POSITION = {"num_layers": 0, "hidden_size": 1, "vocab_size": 2}  # in a Key's config tuple
@@ -103,21 +104,24 @@ def write_claims(path: Path, run: Run) -> Path:
     if one_seed:
         lines += ["**This run recorded one seed per configuration** (saved before seeds were recorded): the pairs span the "
                   "grid only, and the accuracies have no spread.", ""]
-    lines += ["| claim | pairs | mean difference | 95% interval | verdict |", "|---|---|---|---|---|"]
-    for row in rows:
-        if row["mean"] is None:
-            lines.append(f"| {row['claim']} | 0 | - | - | {row['verdict']} |")
-        else:
-            lines.append(f"| {row['claim']} | {row['pairs']} | {row['mean'] * 100:+.2f} | "
-                         f"[{row['ci95'][0] * 100:+.2f}, {row['ci95'][1] * 100:+.2f}] | {row['verdict']} |")
+    lines += pipe_table(["claim", "pairs", "mean difference", "95% interval", "verdict"], map(_claim_cells, rows))
     lines += ["", "## The smallest difference each configuration could show", "",
               "Seeds' standard deviation of dev accuracy, and (1.96 + 0.84) * sd * sqrt(2 / n): the difference to a "
-              "configuration of the same spread that a two-sample comparison detects with 80% power at alpha 0.05.", "",
-              "| N | H | k | seeds | mean | sd | smallest detectable difference |", "|---|---|---|---|---|---|---|"]
-    for d in detectable:
-        n_layers, hidden, vocab = d["config"]
-        sd = "-" if d["sd"] is None else f"{d['sd'] * 100:.2f}"
-        smallest = "-" if d["detectable"] is None else f"{d['detectable'] * 100:.2f}"
-        lines.append(f"| {n_layers} | {hidden} | {vocab:,} | {d['n']} | {d['mean']:.4f} | {sd} | {smallest} |")
+              "configuration of the same spread that a two-sample comparison detects with 80% power at alpha 0.05.", ""]
+    lines += pipe_table(["N", "H", "k", "seeds", "mean", "sd", "smallest detectable difference"], map(_detectable_cells, detectable))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _claim_cells(row: dict) -> list[str]:
+    if row["mean"] is None:
+        return [row["claim"], "0", "-", "-", row["verdict"]]
+    return [row["claim"], str(row["pairs"]), f"{row['mean'] * 100:+.2f}",
+            f"[{row['ci95'][0] * 100:+.2f}, {row['ci95'][1] * 100:+.2f}]", row["verdict"]]
+
+
+def _detectable_cells(d: dict) -> list[str]:
+    n_layers, hidden, vocab = d["config"]
+    sd = "-" if d["sd"] is None else f"{d['sd'] * 100:.2f}"
+    smallest = "-" if d["detectable"] is None else f"{d['detectable'] * 100:.2f}"
+    return [str(n_layers), str(hidden), f"{vocab:,}", str(d["n"]), f"{d['mean']:.4f}", sd, smallest]

@@ -26,6 +26,7 @@ from sst2mlp.contract import GROUPS
 from . import gate
 from .profile import PACKAGED, NoiseProfile, kind, load_profile
 from .runs import ReportError, gated_time, measured_while_slow, read_document
+from .tables import pipe_table
 
 FACTORS = (1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.75, 2.0, 3.0, 5.0, 10.0)
 
@@ -122,6 +123,9 @@ def _everywhere(steps: list[float | None]) -> float | None:
     return None if None in steps else max(steps)
 
 
+EVERYWHERE = "smallest slowdown caught for every benchmark in every pair"
+
+
 def _shown(step: float | None) -> str:
     return f"{step:g}x" if step else f"none up to {FACTORS[-1]:g}x"
 
@@ -129,9 +133,10 @@ def _shown(step: float | None) -> str:
 def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: NoiseProfile | None = None) -> Study:
     profile = load_profile() if profile is None else profile
 
-    lines = ["| pair | compared | slower at the defaults | faster | largest A/A ratio: " + " / ".join(GROUPS) + " "
-             f"| measured while slow (no verdict) | {impl} {factor:g}x slower: caught | confirmed by | slower after "
-             f"confirmation | {impl} {factor:g}x slower: caught and confirmed |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ["pair", "compared", "slower at the defaults", "faster", "largest A/A ratio: " + " / ".join(GROUPS),
+              "measured while slow (no verdict)", f"{impl} {factor:g}x slower: caught", "confirmed by",
+              "slower after confirmation", f"{impl} {factor:g}x slower: caught and confirmed"]
+    pair_rows = []
     # (group|kind, name) -> per pair, the smallest factor at which every member is caught (None: not up to the last)
     smallest_per_pair: dict[tuple[str, str], list[float | None]] = defaultdict(list)
     read = {path: read_document(path) for pair in pairs for path in pair}  # each run once: the pairs reuse them
@@ -156,12 +161,13 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
         injected_again = gate.with_slowdown(again, targets, factor)
         caught_again = _slower(gate.confirmed(gate.compare_documents([base], injected, profile=profile)[0],
                                               gate.compare_documents([base], injected_again, profile=profile, partial=True)[0]))
-        lines.append(f"| {index}: {base_path.name} / {new_path.name} | {len(timed)} | {len(alarms)}"
-                     + (f" ({', '.join(alarms)})" if alarms else "") + f" | {sum(v.verdict == gate.FASTER for v in timed)} | "
-                     + " / ".join(f"{ratios[g]:.2f}" if g in ratios else "-" for g in GROUPS)
-                     + f" | {len(slow)} | {len(caught)}/{len(targets)} | {again_path.name} | {len(confirmed)}"
-                     + (f" ({', '.join(sorted(confirmed))})" if confirmed else "")
-                     + f" | {len(caught_again & targets)}/{len(targets)} |")
+        pair_rows.append([f"{index}: {base_path.name} / {new_path.name}", len(timed),
+                          f"{len(alarms)}" + (f" ({', '.join(alarms)})" if alarms else ""),
+                          sum(v.verdict == gate.FASTER for v in timed),
+                          " / ".join(f"{ratios[g]:.2f}" if g in ratios else "-" for g in GROUPS),
+                          len(slow), f"{len(caught)}/{len(targets)}", again_path.name,
+                          f"{len(confirmed)}" + (f" ({', '.join(sorted(confirmed))})" if confirmed else ""),
+                          f"{len(caught_again & targets)}/{len(targets)}"])
         confirmed_alarms += len(confirmed)
         per_bench = {b["name"]: smallest_caught(base_benches[b["name"]], b, profile) for b in judged}
         for bench in judged:
@@ -170,21 +176,20 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
     by_group = {name: _everywhere(steps) for (what, name), steps in smallest_per_pair.items() if what == "group"}
     by_kind = {name: _everywhere(steps) for (what, name), steps in sorted(smallest_per_pair.items()) if what == "kind"}
     documents = [read[path] for pair in pairs for path in pair]
-    lines += ["", f"False alarms at the defaults: {false_alarm_count}; after confirmation: {confirmed_alarms}.", "",
-              false_alarms(documents, profile).line(), "",
-              "| group | smallest slowdown caught for every benchmark in every pair |", "|---|---|"]
-    lines += [f"| {group} | {_shown(step)} |" for group, step in by_group.items()]
-    lines += ["", "| kind (group/impl/batch) | allowance | smallest slowdown caught for every benchmark in every pair |",
-              "|---|---|---|"]
-    lines += [f"| {name} | {_allowance(profile, name)} | {_shown(step)} |" for name, step in by_kind.items()]
+    lines = [*pipe_table(header, pair_rows), "",
+             f"False alarms at the defaults: {false_alarm_count}; after confirmation: {confirmed_alarms}.", "",
+             false_alarms(documents, profile).line(), ""]
+    lines += pipe_table(["group", EVERYWHERE], ([group, _shown(step)] for group, step in by_group.items()))
+    lines += ["", *pipe_table(["kind (group/impl/batch)", "allowance", EVERYWHERE],
+                              ([name, _allowance(profile, name), _shown(step)] for name, step in by_kind.items()))]
     confirmed_counts = caught_and_confirmed(documents, profile, factor)
     if confirmed_counts:
         lines += ["", f"With confirmation: a {factor:g}x slowdown of every latency and throughput benchmark, run i against "
                   "run i+1 confirmed by run i+2 (cyclically):", "",
-                  "| kind (group/impl/batch) | caught and confirmed |", "|---|---|"]
-        lines += [f"| {name} | {caught} of {total} |" for name, (caught, total) in confirmed_counts.items()]
+                  ]
         caught, total = (sum(values) for values in zip(*confirmed_counts.values()))
-        lines += [f"| all | {caught} of {total} |"]
+        lines += pipe_table(["kind (group/impl/batch)", "caught and confirmed"],
+                            [*([name, f"{c} of {t}"] for name, (c, t) in confirmed_counts.items()), ["all", f"{caught} of {total}"]])
     return Study(lines, by_group, by_kind)
 
 

@@ -258,11 +258,15 @@ def markdown_cell(row: dict, column: str, empty: str) -> str:
     return text
 
 
+def pipe_table(header, rows) -> list[str]:
+    """The report's one Markdown table writer: the header, its rule, and a line per row of cells (text as given)."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
 def markdown_table(rows: list[dict], columns, empty: str = "-") -> list[str]:
     """`empty` fills the cells with no value: "-" where a metric was not measured (training an int8 model)."""
     shown = markdown_columns(columns)
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    return lines + ["| " + " | ".join(markdown_cell(row, c, empty) for c in shown) + " |" for row in rows]
+    return pipe_table(shown, ([markdown_cell(row, c, empty) for c in shown] for row in rows))
 
 
 def write_markdown(path: Path, title: str, caption: str, rows: list[dict], columns, empty: str = "-") -> Path:
