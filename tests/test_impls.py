@@ -88,39 +88,32 @@ def test_unknown_impl_names_the_choices():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
-def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(impl):
+def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(impl, tmp_path):
     """Exact impls match dense to float32 rounding on a batch and one row at a time, an empty row included; the others
-    stay close. Their inputs follow `input_form`. Saved as its users ship it, an impl's files hold its weights and a
-    small container (on the baseline's shape, smaller: its exports take a third of the time)."""
+    stay close. Their inputs follow `input_form`. Saved as its users ship it, an impl's files are the ones its record
+    names, hold its weights and a small container (on the baseline's shape, smaller: its exports take a third of the
+    time), and `load` then `prepare` (what a cold process runs) give the built forward's logits; its pinning says how
+    threads and denormals were set."""
+    record = get_impl(impl)
     words = [f"w{i}" for i in range(500)]
     sentences = ["w1 w2 w3 w1", "w499", "", "w7 w7 w7 w7 w250", "w0 w3", "w3 w3 w1 w42 w42 w42"]
     bags = featurize(sentences, Vocabulary.build(words))
     torch.manual_seed(1)
     model = MLP(2, 64, bags.vocab_size).eval()
     variant = make_variant(impl, model, bags)
-    assert len(variant.inputs(bags)) == {"dense": 1, "bags": 3, "padded": 2}[get_impl(impl).input_form]
-    tolerance = 1e-5 if get_impl(impl).exact else 0.05
+    inputs = variant.inputs(bags)
+    assert len(inputs) == {"dense": 1, "bags": 3, "padded": 2}[record.input_form]
+    tolerance = 1e-5 if record.exact else 0.05
     reference = predict_logits(model, bags)
     one_at_a_time = torch.cat([predict_logits(variant, bags.rows(i, i + 1)) for i in range(len(bags))])
     assert torch.allclose(predict_logits(variant, bags), reference, rtol=0, atol=tolerance)
     assert torch.allclose(one_at_a_time, reference, rtol=0, atol=tolerance)
     held, shipped = variant.model_bytes(), variant.file_bytes()
     assert held >= 500 * 64 * (1 if "int8" in impl else 4) and held <= shipped <= held + 20_000  # the input table at least
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("impl", [impl.name for impl in REGISTRY])
-def test_every_impl_ships_the_files_its_record_names_and_loads_them_back_to_the_same_logits(impl, tmp_path):
-    """The record's parts fit together: `save` writes exactly `files`, and `load` then `prepare` (what a cold process
-    runs) give the built forward's logits; its pinning says how threads and denormals were set."""
-    record = get_impl(impl)
-    model, bags = tiny_model_and_bags()
-    variant = make_variant(impl, model, bags)
     assert [path.name for path in variant.save(tmp_path)] == sorted(record.files)
-    config = {"num_layers": 2, "hidden_size": 8, "vocab_size": 4}
-    inputs = variant.inputs(bags)
     with torch.no_grad():
-        loaded = record.prepare(record.load(tmp_path, config), RuntimeSettings(), inputs)
+        loaded = record.prepare(record.load(tmp_path, {"num_layers": 2, "hidden_size": 64, "vocab_size": bags.vocab_size}),
+                                RuntimeSettings(), inputs)
         assert torch.allclose(Variant(record, loaded)(*inputs), variant(*inputs), rtol=0, atol=1e-6)
     assert {"thread_setting", "denormal_setting"} <= set(record.pinning) and record.module.startswith("sst2mlp.impls.")
 
