@@ -1,16 +1,20 @@
-"""Small statistics the suite, the report and the regression gate share (numpy and scipy, no torch)."""
+"""Small statistics the suite, the report and the regression gate share (numpy and scipy, no torch). scipy.stats is
+imported where a function needs it: importing it costs half a second and 65 MB, and every pytest process of the suite
+imports this module (through the contract) without needing it."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import scipy.stats
 from pytest_benchmark.stats import Stats as RoundStats
 
 UNSTABLE_SPREAD = 0.10  # IQR/median above this flags a timing, as torch.utils.benchmark warns at 10%
 
+
 def t95(degrees_of_freedom: int) -> float:
     """The two-sided 95% quantile of Student's t."""
+    import scipy.stats
+
     return float(scipy.stats.t.ppf(0.975, degrees_of_freedom))
 
 
@@ -50,6 +54,8 @@ def block_medians(seconds, blocks: int = 20) -> list[float]:
 def mann_whitney_p(a, b) -> float:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie and continuity corrections, as
     asv uses it)."""
+    import scipy.stats
+
     if len(a) == 0 or len(b) == 0:
         raise ValueError("both samples need values")
     result = scipy.stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True)
@@ -58,6 +64,8 @@ def mann_whitney_p(a, b) -> float:
 
 def bootstrap_ratio_of_medians(baseline, new, resamples: int = 2000, seed: int = 0) -> list[float]:
     """95% percentile-bootstrap interval of median(new) / median(baseline), each sample resampled on its own."""
+    import scipy.stats
+
     def ratio(a, b, axis=-1):
         return np.median(b, axis=axis) / np.median(a, axis=axis)
 
@@ -68,6 +76,8 @@ def bootstrap_ratio_of_medians(baseline, new, resamples: int = 2000, seed: int =
 
 def paired_bootstrap(differences, resamples: int = 10000, seed: int = 0) -> dict:
     """Mean of paired differences with a 95% percentile-bootstrap interval (resampling the pairs)."""
+    import scipy.stats
+
     d = np.asarray(differences, dtype=float)
     if len(d) == 0:
         raise ValueError("no paired differences")
