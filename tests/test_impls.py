@@ -67,6 +67,7 @@ def test_effective_flops_count_only_present_words():
     rest = (2 * 4 * 4 + 4) + (2 * 4 + 1)
     assert IMPLS["sparse"].effective_flops(model, bags) == pytest.approx(2 * (5 / 3) * 4 + 4 + rest)
     assert IMPLS["torchscript"].effective_flops(model, bags) == IMPLS["sparse"].effective_flops(model, bags)
+    assert IMPLS["fused-noskip"].effective_flops(model, bags) == IMPLS["sparse"].effective_flops(model, bags)  # every unit
     assert IMPLS["dense"].effective_flops(model, bags) == IMPLS["int8"].effective_flops(model, bags) == count_flops(model)
 
 
@@ -82,7 +83,7 @@ def test_fused_effective_flops_skip_the_units_the_relu_zeroed():
 
 
 def test_unknown_impl_names_the_choices():
-    with pytest.raises(ValueError, match="unknown impl 'onnx'; expected one of dense, sparse, torchscript, fused, int8"):
+    with pytest.raises(ValueError, match="unknown impl 'onnx'; expected one of dense, sparse, torchscript, fused, fused-noskip, int8"):
         get_impl("onnx")
 
 
@@ -139,7 +140,8 @@ def test_fused_matches_dense_for_any_depth(num_layers):
 # that is not a whole vector; two pairs; two pairs and a panel
 @pytest.mark.parametrize("hidden", [48, 72, 128, 200, 100, 256, 320])
 def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
-    """Batches of any size, dividing the rows or not, with rows that have no known word (the bias alone)."""
+    """Batches of any size, dividing the rows or not, with rows that have no known word (the bias alone); fused-noskip,
+    which reads every hidden unit, gives fused's logits bit for bit (a skipped term is an exact zero)."""
     words = [f"w{i}" for i in range(60)]
     generator = torch.Generator().manual_seed(2)
     sentences = [" ".join(words[int(i)] for i in torch.randint(0, 60, (int(n),), generator=generator))
@@ -148,12 +150,14 @@ def test_fused_is_exact_at_every_batch_size_with_empty_bags(hidden):
     bags = featurize(sentences, Vocabulary.build(words))
     torch.manual_seed(3)
     model = MLP(2, hidden, bags.vocab_size).eval()
-    fused = make_variant("fused", model, bags)
+    fused, noskip = make_variant("fused", model, bags), make_variant("fused-noskip", model, bags)
     reference = predict_logits(model, bags)
     assert (bags.nnz_per_row == 0).sum() >= 9
     for batch in (1, 2, 5, 6, 7, 11, 12, 13, 16, 27, 28, 63, 64, 65, 97, 149, 150):  # around blocks of 6 and 4, chunks of 96
         logits = torch.cat([fused(*fused.inputs(bags.rows(b, min(b + batch, len(bags))))) for b in range(0, len(bags), batch)])
         assert torch.allclose(logits, reference, rtol=0, atol=1e-5), batch
+        every_unit = torch.cat([noskip(*noskip.inputs(bags.rows(b, min(b + batch, len(bags))))) for b in range(0, len(bags), batch)])
+        assert torch.equal(every_unit, logits), batch
 
 
 def test_fused_runs_batches_from_the_boundary_size_in_blocks_with_the_same_logits_as_row_by_row(baseline_trained_on_a_subset):

@@ -58,10 +58,35 @@ def test_each_limit_is_the_best_of_its_rounds(monkeypatch):
     """A neighbour can slow a round, never speed one up: the highest rates and the lowest call floors are kept."""
     from sst2mlp.measure import limits
 
-    rounds = iter([({"64x8@8x8": 50.0}, 200.0, {"l2": 70.0, "l3": 20.0, "memory": 9.0}, (3e-7, 9e-7)),
-                   ({"64x8@8x8": 90.0}, 150.0, {"l2": 60.0, "l3": 30.0, "memory": 8.0}, (2e-7, 1e-6))])
+    rounds = iter([({"64x8@8x8": 50.0}, 200.0, {"l2": 70.0, "l3": 20.0, "memory": 9.0}, (3e-7, 9e-7), (80.0, 300.0)),
+                   ({"64x8@8x8": 90.0}, 150.0, {"l2": 60.0, "l3": 30.0, "memory": 8.0}, (2e-7, 1e-6), (85.0, None))])
     monkeypatch.setattr(limits, "_one_round", lambda shapes, caches, extension: next(rounds))
     measured = limits.measure([8], threads=1, extension=object(), rounds=2)
-    assert (measured.peak_gflops, measured.int8_peak_gflops) == (90.0, 200.0)
+    assert (measured.fma_peak_gflops, measured.int8_instruction_peak_gflops) == (85.0, 300.0)
+    assert (measured.peak_gflops, measured.int8_peak_gflops) == (90.0, 300.0)
     assert measured.read_gb_per_s == {"l2": 70.0, "l3": 30.0, "memory": 9.0}
     assert (measured.call_floor_seconds, measured.allocation_floor_seconds) == (2e-7, 9e-7)
+
+
+def test_the_peak_is_the_cores_fma_limit_where_no_matrix_product_reaches_it(monkeypatch):
+    """The floor must hold for every kernel: the peak is the best of the products and the core's own FMA limit, and
+    the int8 peak never below the float32 one (an int8 impl can always run its products in float)."""
+    from sst2mlp.measure import limits
+
+    one_round = ({"64x8@8x8": 50.0}, 20.0, {"l2": 70.0, "l3": 20.0, "memory": 9.0}, (3e-7, 9e-7), (120.0, None))
+    monkeypatch.setattr(limits, "_one_round", lambda shapes, caches, extension: one_round)
+    measured = limits.measure([8], threads=1, extension=object(), rounds=1)
+    assert (measured.peak_gflops, measured.int8_peak_gflops) == (120.0, 120.0)
+
+
+def test_the_peak_loops_report_the_operations_they_did():
+    """fma_peak: chains x lanes x 2 FLOPs per iteration on every thread; int8_peak: its multiply-adds x 2, or 0 on a
+    CPU without VNNI or AVX2."""
+    import torch
+
+    from sst2mlp.native import kernel
+
+    extension = kernel.load_extension()
+    done = extension.fma_peak(1000)
+    assert done > 0 and done % (1000 * 2 * torch.get_num_threads()) == 0
+    assert extension.int8_peak(1000) % (1000 * 2) == 0

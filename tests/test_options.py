@@ -4,7 +4,7 @@ import re
 import pytest
 
 from helpers import ROOT, assert_usage_error, parse_error, parsed, run_pytest
-from sst2mlp.impls.registry import IMPL_NAMES
+from sst2mlp.impls.registry import DEFAULT_IMPLS, IMPL_NAMES
 from sst2mlp.reference.model import ModelConfig
 from sst2mlp.suite.options import OPTIONS, SuiteOptions, impl_list, positive_int, positive_int_list
 
@@ -34,7 +34,7 @@ def test_impl_lists_name_the_unknown_impl_and_the_choices():
 
 def test_defaults_come_from_the_option_records():
     options = SuiteOptions()
-    assert options.layers == (1, 2, 4) and options.impls == IMPL_NAMES and options.train_limit is None
+    assert options.layers == (1, 2, 4) and options.impls == DEFAULT_IMPLS and options.train_limit is None
     grid = options.grid()
     assert len(grid) == 27 and len(set(grid)) == 27 and ModelConfig(2, 256, 10000) in grid
 
@@ -44,7 +44,7 @@ def test_defaults_come_from_the_option_records():
     [
         ("--sst2-layers=1,x", "argument --sst2-layers: expected a comma-separated list of positive integers such as 1,2,4, got '1,x'"),
         ("--sst2-train-limit=1,2", "argument --sst2-train-limit: expected a positive integer such as 4, got '1,2'"),
-        ("--sst2-impls=dense,onnx", "argument --sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, fused, int8"),
+        ("--sst2-impls=dense,onnx", "argument --sst2-impls: unknown impl 'onnx'; expected some of dense, sparse, torchscript, fused, fused-noskip, int8"),
         ("--sst2-train-impls=int8", "argument --sst2-train-impls: unknown impl 'int8'; expected some of dense, sparse"),
         ("--sst2-seed=-1", "argument --sst2-seed: expected a non-negative integer such as 0, got '-1'"),
         ("--sst2-seeds=2", "--sst2-seeds 2 is below the 5 trainings each configuration runs anyway"),

@@ -200,7 +200,8 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
     limits = saved["machine_info"]["limits"]["1"]  # measured before the first timed benchmark
     assert limits["peak_gflops"] > 0 and limits["int8_peak_gflops"] > 0 and min(limits["read_gb_per_s"].values()) > 0
     assert limits["call_floor_seconds"] > 0
-    assert limits["peak_gflops"] == max(limits["matmul_gflops"].values()) and "64x8@8x8" in limits["matmul_gflops"]
+    assert limits["peak_gflops"] == max(*limits["matmul_gflops"].values(), limits["fma_peak_gflops"]) and "64x8@8x8" in limits["matmul_gflops"]
+    assert limits["int8_peak_gflops"] >= limits["peak_gflops"]
     fused = benchmarks["test_inference[L2-H8-V15-T1-fused-B1]"]
     assert limits["call_floor_seconds"] < fused["stats"]["median"]
     for bench in (b for b in benchmarks.values() if b["group"] != "coldstart"):  # a process start has no roofline

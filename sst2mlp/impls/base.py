@@ -45,6 +45,7 @@ class Impl:
     load: Callable[[Path, dict], Any]  # in a cold process: (folder, configuration) -> what the files hold
     prepare: Callable[[Any, RuntimeSettings, tuple], Forward]  # (loaded, settings, first inputs) -> a forward
     trainable: bool = False  # has a training benchmark; the others are made from a trained model
+    in_default_run: bool = True  # in the default --sst2-impls (else by name only)
     peer: bool = False  # a deployment runtime's, not one of the suite's own implementations
     runtime: str = "torch"  # the package that runs it (its version and pinning go into machine_info)
     pinning: dict[str, str] = field(default_factory=lambda: dict(TORCH_PINNING))  # how `runtime` gets T and denormals

@@ -38,6 +38,7 @@ def discover(modules: list[str]) -> tuple[Impl, ...]:
 REGISTRY = discover(family_modules())
 IMPLS = {impl.name: impl for impl in REGISTRY}
 IMPL_NAMES = tuple(IMPLS)
+DEFAULT_IMPLS = tuple(impl.name for impl in REGISTRY if impl.in_default_run)
 TRAINABLE = tuple(impl.name for impl in REGISTRY if impl.trainable)
 
 

@@ -1,9 +1,13 @@
 """What this machine can do, measured once per session before the first timed benchmark: the floors against which
 every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
 
-- the float32 matrix-product rate: torch.mm at the shapes the hidden layers run at batch 64 (64 x H by H x H, for
-  every width of the grid) and one large square product (1024 x 1024 by 1024 x 1024); the best rate is the peak;
-- the same for torch's dynamic int8 Linear, the rate of the impls whose matrix products run in int8;
+- the float32 peak: the best of torch.mm at the shapes the hidden layers run at batch 64 (64 x H by H x H, for
+  every width of the grid), one large square product (1024 x 1024 by 1024 x 1024), and the core's own limit, chains
+  of vector FMAs held in registers on every thread (the extension's fma_peak): no float32 kernel can go faster, where
+  one torch.mm shape's rate was beaten by dense and TorchScript on the whole dev set (a floor above the median);
+- the int8 peak, for the impls whose matrix products run in int8: the best of torch's dynamic int8 Linear at the
+  same shapes and the core's u8 x s8 multiply-add limit (VNNI, or AVX2's pmaddubsw + pmaddwd: the instructions of
+  fbgemm and ONNX Runtime's int8 kernels), and never below the float32 peak;
 - the read bandwidth (a sum over a buffer) of each level at its most favourable size: half the L2 cache; twice the
   L2 cache, the smallest buffer that must come from the L3 (on a VM whose L3 is shared with other tenants, a larger
   one measures the neighbours); and 4 times the L3 cache (memory). A call's bytes are read at the rate of the
@@ -35,18 +39,21 @@ DEFAULT_CACHES = {"l2": 1 * 2**20, "l3": 32 * 2**20}  # when sysfs does not say 
 REPEATS = 5
 ROUNDS = 3
 CALLS = 20_000
+PEAK_ITERATIONS = 200_000  # of the peak loops: about 2 ms a call at 3 GHz
 
 
 @dataclass(frozen=True)
 class MachineLimits:
     threads: int
     matmul_gflops: dict[str, float]  # "MxK@KxN" -> best GFLOP/s
-    peak_gflops: float  # the best of them
-    int8_peak_gflops: float | None  # torch's dynamic int8 Linear at the same shapes: the rate of impls that multiply in int8
+    peak_gflops: float  # the best of them and of fma_peak_gflops
+    int8_peak_gflops: float | None  # torch's dynamic int8 Linear at the same shapes, the int8 instruction peak, at least peak_gflops
     read_gb_per_s: dict[str, float]  # level ("l2", "l3", "memory") -> bytes read per second / 1e9
     cache_bytes: dict[str, int]  # "l2", "l3" -> the cache's size
     call_floor_seconds: float | None  # an extension call with the fused kernel's arguments that returns at once
     allocation_floor_seconds: float | None  # one that allocates the output and returns it (None: no kernel here)
+    fma_peak_gflops: float | None = None  # the core's vector FMA limit on every thread (None: no kernel here)
+    int8_instruction_peak_gflops: float | None = None  # its u8 x s8 multiply-add limit, 2 operations each
 
     def as_info(self) -> dict:
         return asdict(self)
@@ -121,6 +128,14 @@ def call_floors(extension, inputs: tuple[torch.Tensor, ...]) -> tuple[float, flo
     return per_call(extension.call_floor), per_call(extension.allocation_floor)
 
 
+def instruction_peaks(extension) -> tuple[float, float | None]:
+    """GFLOP/s of the extension's FMA loop and GOP/s of its int8 multiply-add loop (None on a CPU without one)."""
+    def rate(loop) -> float | None:
+        operations = loop(PEAK_ITERATIONS)
+        return operations / best_seconds(lambda: loop(PEAK_ITERATIONS), min_seconds=0.0) / 1e9 if operations else None
+    return rate(extension.fma_peak), rate(extension.int8_peak)
+
+
 def example_call_inputs(words: int = 14) -> tuple[torch.Tensor, ...]:
     """One bag of `words` words, as the fused kernel takes it (a dev example has about 14)."""
     return torch.arange(words), torch.tensor([0, words]), torch.ones(words)
@@ -140,14 +155,23 @@ def measure(hidden_sizes, threads: int, extension=None, rounds: int = ROUNDS) ->
         int8_peak = max(m[1] for m in measured)
         read = {level: max(m[2][level] for m in measured) for level in measured[0][2]}
         call, allocation = (min(m[3][0] for m in measured), min(m[3][1] for m in measured)) if extension is not None else (None, None)
-        return MachineLimits(threads, rates, max(rates.values()), int8_peak, read, caches, call, allocation)
+        fma, int8_instructions = (_best(m[4][0] for m in measured), _best(m[4][1] for m in measured)) if extension is not None else (None, None)
+        peak = max(max(rates.values()), fma or 0.0)
+        return MachineLimits(threads, rates, peak, max(int8_peak, int8_instructions or 0.0, peak), read, caches, call,
+                             allocation, fma, int8_instructions)
+
+
+def _best(rates) -> float | None:
+    known = [rate for rate in rates if rate is not None]
+    return max(known) if known else None
 
 
 def _one_round(shapes, caches: dict[str, int], extension):
     rates = {f"{m}x{k}@{k}x{n}": matmul_gflops(m, k, n) for m, k, n in shapes}
     int8_peak = max(int8_matmul_gflops(m, k, n) for m, k, n in shapes)
     floors = call_floors(extension, example_call_inputs()) if extension is not None else (None, None)
-    return rates, int8_peak, bandwidths(caches), floors
+    peaks = instruction_peaks(extension) if extension is not None else (None, None)
+    return rates, int8_peak, bandwidths(caches), floors, peaks
 
 
 def read_rate(limits: MachineLimits, working_set: float) -> float:
@@ -162,7 +186,7 @@ def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, workin
     """The time per call this machine could not beat: the larger of the FLOPs at the peak rate (the int8 rate for an
     impl that multiplies in int8) and the bytes read at the rate of the level that holds the working set (the bytes
     one call reads), plus the call floor."""
-    peak = max(limits.peak_gflops, limits.int8_peak_gflops or 0.0) if int8 else limits.peak_gflops
+    peak = limits.int8_peak_gflops or limits.peak_gflops if int8 else limits.peak_gflops
     compute = flops / (peak * 1e9)
     memory = bytes_read / (read_rate(limits, working_set) * 1e9)
     return max(compute, memory) + (limits.call_floor_seconds or 0.0)

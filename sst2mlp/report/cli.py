@@ -94,8 +94,10 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
 
 RUNTIMES_NOTE = (
     "Every impl at the baseline configuration (or the run's nearest). latency_vs_fused: batch-1 median over fused's; "
-    "throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own; coldstart_s: a fresh process "
-    "from its start to its first prediction.")
+    "throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own; *_vs_fused_noskip: the same "
+    "against fused-noskip, the fused kernel reading every hidden unit (fused's lead over a row is that row's ratio to "
+    "fused-noskip, its overhead and layout, times fused-noskip's to fused, what skipping the inactive units gives); "
+    "coldstart_s: a fresh process from its start to its first prediction.")
 PARITY_NOTE = (
     "Each impl's dev-set predictions and logits against the dense model it was made from, over every configuration "
     "of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from every seed's model).")

@@ -308,4 +308,21 @@ def load_runs(inputs: list[str], strict: bool = False) -> list[Run]:
             raise ReportError(f"{run.path}: benchmarks without the fields the suite writes: " + "; ".join(problems))
         if not run.rows:
             raise ReportError(f"{run.path}: no sst2mlp benchmarks in this file")
+        if beaten := floors_beaten(run):
+            warnings.warn(f"{run.path}: {len(beaten)} timing(s) faster than the floor the machine could not beat "
+                          "(fraction_of_floor above 1: the machine's limits were measured too low, or a count of FLOPs "
+                          "or bytes is too high): " + "; ".join(beaten), stacklevel=2)
     return runs
+
+
+def floors_beaten(run: Run) -> list[str]:
+    """The timings of a run that came out faster than their floor, each as 'impl L..-H..-V.. batch: fraction'."""
+    beaten = []
+    for key in run.sorted_keys():
+        row = run.rows[key]
+        config = f"L{key.num_layers}-H{key.hidden_size}-V{key.vocab_size}-T{key.threads}"
+        fractions = {f"B{batch}": roof.fraction for batch, roof in row.roofs.items()}
+        if row.training and row.training.get("fraction_of_floor") is not None:
+            fractions["training"] = row.training["fraction_of_floor"]
+        beaten += [f"{key.impl} {config} {what}: {fraction:.2f}" for what, fraction in fractions.items() if fraction > 1]
+    return beaten

@@ -101,8 +101,9 @@ def speedups_table(run: Run) -> list[dict]:
     return table
 
 
-RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "latency_vs_fused", "throughput_b64_per_s",
-                   "throughput_b64_vs_best_exact", "throughput_dev_per_s", "throughput_dev_vs_best_exact", "model_bytes",
+RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "latency_vs_fused", "latency_vs_fused_noskip",
+                   "throughput_b64_per_s", "throughput_b64_vs_best_exact", "throughput_b64_vs_fused_noskip",
+                   "throughput_dev_per_s", "throughput_dev_vs_best_exact", "throughput_dev_vs_fused_noskip", "model_bytes",
                    "file_bytes", "coldstart_s", "agreement_with_dense", "max_logit_difference", *ACCURACY_COLUMNS)
 
 
@@ -122,19 +123,24 @@ def baseline_keys(run: Run) -> list[Key]:
 
 def runtimes_table(run: Run) -> list[dict]:
     """Every impl at the baseline, one row per thread count: what a user choosing a runtime compares. Latency is
-    against fused's (the suite's batch-1 answer); throughput against the best exact impl of the suite's own."""
+    against fused's (the suite's batch-1 answer); throughput against the best exact impl of the suite's own; both
+    against fused-noskip too (the fused kernel reading every hidden unit): fused's lead over a runtime is that ratio
+    (the runtime's overhead and layout) times fused-noskip's over fused (what skipping the inactive units gives)."""
     records = pivot(run)
     rows = []
     for key in baseline_keys(run):
         same = [k for k in records if k.config == key.config and k.threads == key.threads and k.trained_impl == key.trained_impl]
         own_exact = [k for k in same if run.rows[k].exact and not run.rows[k].peer_runtime]
         fused = records.get(key.with_impl("fused", key.trained_impl), {}).get("latency_median_ms")
+        noskip = records.get(key.with_impl("fused-noskip", key.trained_impl), {})
         rec = records[key]
         row = {column: rec.get(column) for column in RUNTIME_COLUMNS}
         row["latency_vs_fused"] = _ratio(rec["latency_median_ms"], fused)
+        row["latency_vs_fused_noskip"] = _ratio(rec["latency_median_ms"], noskip.get("latency_median_ms"))
         for batch in ("b64", "dev"):
             best = max((records[k][f"throughput_{batch}_per_s"] or 0 for k in own_exact), default=0)
             row[f"throughput_{batch}_vs_best_exact"] = _ratio(rec[f"throughput_{batch}_per_s"], best)
+            row[f"throughput_{batch}_vs_fused_noskip"] = _ratio(rec[f"throughput_{batch}_per_s"], noskip.get(f"throughput_{batch}_per_s"))
         rows.append(row)
     return rows
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sst2mlp.arguments import choice, fraction, non_negative_float, non_negative_int, positive_float, positive_int, share
 from sst2mlp.contract import nearest_to_baseline
-from sst2mlp.impls.registry import IMPL_NAMES, TRAINABLE
+from sst2mlp.impls.registry import DEFAULT_IMPLS, IMPL_NAMES, TRAINABLE
 from sst2mlp.measure.machine import DENORMAL_MODES
 from sst2mlp.measure.quiet_gate import QUIET_SPEED
 from sst2mlp.reference.model import ModelConfig
@@ -77,7 +77,7 @@ OPTIONS = (
     Option("--sst2-layers", "layers", positive_int_list, "1,2,4", "LIST", "hidden layer counts of the grid"),
     Option("--sst2-widths", "widths", positive_int_list, "128,256,512", "LIST", "hidden sizes of the grid"),
     Option("--sst2-vocabs", "vocabs", positive_int_list, "1000,5000,10000", "LIST", "vocabulary sizes of the grid"),
-    Option("--sst2-impls", "impls", impl_list(IMPL_NAMES), ",".join(IMPL_NAMES), "LIST",
+    Option("--sst2-impls", "impls", impl_list(IMPL_NAMES), ",".join(DEFAULT_IMPLS), "LIST",
            "implementations and runtimes timed for latency, throughput and cold start"),
     Option("--sst2-train-impls", "train_impls", impl_list(TRAINABLE), "sparse", "LIST",
            f"trainers timed for training ({', '.join(TRAINABLE)}); the first one's models are the weights every impl "

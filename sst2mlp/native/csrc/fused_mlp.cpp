@@ -12,6 +12,8 @@
 // in some row of the block): each weight is loaded once per block, not once per active unit of every row. It adds
 // the same terms in the same order (a zero factor adds an exact zero), so the two paths give the same logits.
 // A large batch runs in chunks of rows, each through all layers, so that its activations stay in the L2 cache.
+// Built with skip_inactive=false, it reads every input of a hidden layer, zeros included: the same sums (a zero
+// factor adds an exact zero) at the dense model's FLOPs, which tells the skipping's share of its speed from the rest.
 // Only the headers it uses, not <torch/extension.h>: that one (all of libtorch's C++ API) doubles the build's
 // CPU time, 36 s against 18 s on the 2-core AMD VM, which every fresh machine and CI run pays.
 #include <ATen/Parallel.h>
@@ -126,10 +128,11 @@ class FusedMLP {
   // the layout on-device runtimes use for embedding tables (4x smaller than float32).
   FusedMLP(const at::Tensor& input_weight, const at::Tensor& input_bias, const std::vector<at::Tensor>& hidden_weights_t,
            const std::vector<at::Tensor>& hidden_biases, const at::Tensor& output_weight, double output_bias,
-           const c10::optional<at::Tensor>& input_scales)
+           const c10::optional<at::Tensor>& input_scales, bool skip_inactive)
       : vocab_(input_weight.dim() == 2 ? input_weight.size(0) : -1),
         hidden_(input_weight.dim() == 2 ? input_weight.size(1) : -1),
-        output_bias_(static_cast<float>(output_bias)) {
+        output_bias_(static_cast<float>(output_bias)),
+        skip_inactive_(skip_inactive) {
     TORCH_CHECK(vocab_ > 0 && hidden_ > 0, "input_weight must be a non-empty (vocab, hidden) matrix, got ",
                 input_weight.sizes());
     TORCH_CHECK(hidden_weights_t.size() == hidden_biases.size(), "got ", hidden_weights_t.size(),
@@ -208,6 +211,7 @@ class FusedMLP {
   double output_bias() const { return output_bias_; }
   int64_t hidden_size() const { return hidden_; }
   int64_t num_layers() const { return static_cast<int64_t>(hidden_weights_.size()); }
+  bool skip_inactive() const { return skip_inactive_; }
 
  private:
   // A hidden weight as (in, out), or as state() returns it (already in panels, flat), into the panel layout.
@@ -297,6 +301,10 @@ class FusedMLP {
   template <int R>
   int64_t used_inputs(const float* rows, int32_t* inputs) const {
     const int64_t H = hidden_;
+    if (!skip_inactive_) {
+      for (int64_t k = 0; k < H; ++k) inputs[k] = static_cast<int32_t>(k);
+      return H;
+    }
     int64_t n = 0, k = 0;
 #if defined(__AVX512F__)
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -422,12 +430,13 @@ class FusedMLP {
 
   // The positive entries of h (relu: only they add a term) as values x and positions active; returns how many.
   // Branch-free: half the units are active, in no pattern a branch predictor could learn.
+  // Without skipping, every unit, its relu applied: the same terms and zeros.
   int64_t active_inputs(const float* h, float* x, int64_t* active) const {
     int64_t n = 0;
     for (int64_t i = 0; i < hidden_; ++i) {
       active[n] = i;
-      x[n] = h[i];
-      n += h[i] > 0.f;
+      x[n] = std::max(h[i], 0.f);
+      n += !skip_inactive_ || h[i] > 0.f;
     }
     return n;
   }
@@ -493,7 +502,89 @@ class FusedMLP {
   at::Tensor input_weight_, input_scales_, input_bias_, output_weight_;
   std::vector<at::Tensor> hidden_weights_, hidden_biases_;  // the weights in panels (packed_panels)
   float output_bias_;
+  bool skip_inactive_;  // read only the hidden inputs the relu left positive
 };
+
+// The most multiply-add FLOPs per second a core can do: kPeakChains independent chains of vector FMAs, all in
+// registers (more chains than the FMA units x their latency, so that none waits), on every thread. An upper bound
+// of any float32 kernel's rate (sst2mlp.measure.limits). Returns the FLOPs done.
+constexpr int kPeakChains = 12;
+// x * m + a as one fused instruction, whatever the compiler's contraction setting.
+inline Vec fused_multiply_add(Vec x, Vec m, Vec a) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vec>(_mm512_fmadd_ps(reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(m), reinterpret_cast<__m512>(a)));
+#elif defined(__FMA__)
+  return reinterpret_cast<Vec>(_mm256_fmadd_ps(reinterpret_cast<__m256>(x), reinterpret_cast<__m256>(m), reinterpret_cast<__m256>(a)));
+#else
+  return x * m + a;
+#endif
+}
+
+int64_t fma_peak(int64_t iterations) {
+  const int threads = at::get_num_threads();
+  std::vector<float> sinks(threads * kFloatsPerLine);
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      Vec acc[kPeakChains];
+      Vec m, a;
+      for (int i = 0; i < kLanes; ++i) m[i] = 0.9999f, a[i] = 1e-6f * (i + 1);
+      for (int c = 0; c < kPeakChains; ++c) acc[c] = a * static_cast<float>(c + 1);
+      for (int64_t i = 0; i < iterations; ++i) {
+        for (int c = 0; c < kPeakChains; ++c) acc[c] = fused_multiply_add(acc[c], m, a);
+        asm volatile("" : "+x"(m));  // m may change each iteration: the chains stay multiply-adds, not folded away
+      }
+      Vec sum = {};
+      for (int c = 0; c < kPeakChains; ++c) sum += acc[c];
+      sinks[t * kFloatsPerLine] = sum[0];
+    }
+  });
+  volatile float sink = sinks[0];
+  (void)sink;
+  return static_cast<int64_t>(threads) * iterations * kPeakChains * kLanes * 2;
+}
+
+// The same for int8 products as the int8 impls' kernels do them (fbgemm, ONNX Runtime's MLAS): u8 x s8 multiply-adds
+// into int32, with VNNI's one instruction where the CPU has it, else AVX2's two-step pmaddubsw + pmaddwd. Returns
+// the operations done (2 per multiply-add), or 0 on a CPU with neither.
+int64_t int8_peak(int64_t iterations) {
+  const int threads = at::get_num_threads();
+  int64_t per_iteration = 0;
+  std::vector<int32_t> sinks(threads * 16);
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+#if defined(__AVX512VNNI__) && defined(__AVX512F__)
+      __m512i acc[kPeakChains];
+      __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+      for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_set1_epi32(c);
+      for (int64_t i = 0; i < iterations; ++i) {
+        for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+        asm volatile("" : "+v"(a));
+      }
+      __m512i sum = acc[0];
+      for (int c = 1; c < kPeakChains; ++c) sum = _mm512_add_epi32(sum, acc[c]);
+      sinks[t * 16] = _mm512_reduce_add_epi32(sum);
+      per_iteration = kPeakChains * 64 * 2;
+#elif defined(__AVX2__)
+      __m256i acc[kPeakChains];
+      __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
+      const __m256i ones = _mm256_set1_epi16(1);
+      for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm256_set1_epi32(c);
+      for (int64_t i = 0; i < iterations; ++i) {
+        for (int c = 0; c < kPeakChains; ++c)
+          acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+        asm volatile("" : "+x"(a));
+      }
+      __m256i sum = acc[0];
+      for (int c = 1; c < kPeakChains; ++c) sum = _mm256_add_epi32(sum, acc[c]);
+      sinks[t * 16] = _mm256_extract_epi32(sum, 0);
+      per_iteration = kPeakChains * 32 * 2;
+#endif
+    }
+  });
+  volatile int32_t sink = sinks[0];
+  (void)sink;
+  return static_cast<int64_t>(threads) * iterations * per_iteration;
+}
 
 }  // namespace
 
@@ -516,19 +607,22 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sparse_rows_adam_", &sparse_rows_adam_, pybind11::arg("param"), pybind11::arg("exp_avg"),
         pybind11::arg("exp_avg_sq"), pybind11::arg("indices"), pybind11::arg("values"), pybind11::arg("lr"),
         pybind11::arg("beta1"), pybind11::arg("beta2"), pybind11::arg("eps"), pybind11::arg("step"));
+  m.def("fma_peak", &fma_peak, pybind11::arg("iterations"));
+  m.def("int8_peak", &int8_peak, pybind11::arg("iterations"));
   m.def("call_floor", &call_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
   m.def("allocation_floor", &allocation_floor, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"));
   pybind11::class_<FusedMLP>(m, "FusedMLP")
       .def(pybind11::init<const at::Tensor&, const at::Tensor&, const std::vector<at::Tensor>&,
-                          const std::vector<at::Tensor>&, const at::Tensor&, double, const c10::optional<at::Tensor>&>(),
+                          const std::vector<at::Tensor>&, const at::Tensor&, double, const c10::optional<at::Tensor>&, bool>(),
            pybind11::arg("input_weight"), pybind11::arg("input_bias"), pybind11::arg("hidden_weights_t"),
            pybind11::arg("hidden_biases"), pybind11::arg("output_weight"), pybind11::arg("output_bias"),
-           pybind11::arg("input_scales") = pybind11::none())
+           pybind11::arg("input_scales") = pybind11::none(), pybind11::arg("skip_inactive") = true)
       .def("state", &FusedMLP::state)
       .def_property_readonly("nbytes", &FusedMLP::nbytes)
       .def("__call__", &FusedMLP::forward, pybind11::arg("indices"), pybind11::arg("offsets"), pybind11::arg("counts"))
       .def_property_readonly("vocab_size", &FusedMLP::vocab_size)
       .def_property_readonly("output_bias", &FusedMLP::output_bias)
       .def_property_readonly("hidden_size", &FusedMLP::hidden_size)
-      .def_property_readonly("num_layers", &FusedMLP::num_layers);
+      .def_property_readonly("num_layers", &FusedMLP::num_layers)
+      .def_property_readonly("skip_inactive", &FusedMLP::skip_inactive);
 }
