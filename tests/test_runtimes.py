@@ -43,7 +43,7 @@ def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dyna
     from torch._dynamo.utils import counters
 
     model, bags = small_model()
-    torch._dynamo.reset()  # no graph left from an earlier test's model of the same shape
+    get_impl("torch-compile").forget()  # no graph, and no raised limit, left from an earlier test's compiled model
     full = dict(recompile_limit=0, accumulated_recompile_limit=0, fail_on_recompile_limit_hit=False)
     with torch._dynamo.config.patch(**full):  # as if earlier models had filled the limit
         before = counters["stats"]["unique_graphs"]
@@ -52,19 +52,8 @@ def test_a_compiled_model_gets_graphs_of_its_own_when_earlier_models_filled_dyna
         assert torch._dynamo.config.fail_on_recompile_limit_hit  # a call needing one more fails instead of running eagerly
         reference = predict_logits(make_variant("dense", model, bags), bags)
         assert torch.allclose(one_at_a_time(variant, bags), reference, atol=1e-4)
-        get_impl("torch-compile").forget()  # as the suite does after a configuration: the limits as patched
-
-
-def test_forgetting_compiled_models_puts_dynamos_limits_back():
-    from sst2mlp.impls.torch_compile import LIMITS
-
-    model, bags = small_model()
-    get_impl("torch-compile").forget()  # compiled models an earlier test of this process built, forgotten
-    before = {name: getattr(torch._dynamo.config, name) for name in LIMITS}
-    make_variant("torch-compile", model, bags)
-    assert torch._dynamo.config.recompile_limit > before["recompile_limit"]
-    get_impl("torch-compile").forget()
-    assert {name: getattr(torch._dynamo.config, name) for name in LIMITS} == before
+        get_impl("torch-compile").forget()  # as the suite does after a configuration: dynamo's limits as they were
+        assert {name: getattr(torch._dynamo.config, name) for name in full} == full
 
 
 @pytest.mark.slow
@@ -203,13 +192,17 @@ def test_a_missing_optional_runtime_leaves_its_benchmarks_out_with_one_line_nami
     assert re.search(r"\b3 passed, \d+ deselected\b", run.stdout) and "skipped" not in run.stdout, run.stdout[-2000:]
 
 
-@pytest.mark.slow
 def test_executorch_refuses_rows_longer_than_its_program_takes():
-    model, bags = small_model()
-    variant = make_variant("executorch", model, bags)
-    longer = featurize([" ".join(f"w{i}" for i in range(40))], Vocabulary.build([" ".join(f"w{i}" for i in range(40))]))
-    with pytest.raises(ValueError, match="the ExecuTorch program takes at most"):
-        variant.inputs(longer)
+    """Its program's words axis is fixed (XNNPACK takes one dynamic dimension): shorter rows are padded to it, a longer
+    one is refused by name."""
+    from sst2mlp.impls.executorch_runtime import padded_to
+
+    sentence = " ".join(f"w{i}" for i in range(40))
+    longer = featurize([sentence, "w1 w2"], Vocabulary.build([sentence]))
+    ids, weights = padded_to(longer.rows(1, 2), words=6)
+    assert ids.shape == weights.shape == (1, 6) and weights[0, 2:].eq(0).all()
+    with pytest.raises(ValueError, match="a row has 40 words; the ExecuTorch program takes at most 6"):
+        padded_to(longer, words=6)
 
 
 def test_runtimes_are_peers_and_say_what_they_need():
