@@ -18,7 +18,7 @@ GROUPS = ("training", "inference", "throughput", "coldstart")
 PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
 
 # The least a benchmark needs for the report to place it; runs saved by every version of the suite have these.
-SCHEMA_VERSION = 2  # the layout of a saved run, machine_info["sst2mlp_schema"]; older runs: sst2mlp.report.schema
+SCHEMA_VERSION = 3  # the layout of a saved run, machine_info["sst2mlp_schema"]; older runs: sst2mlp.report.schema
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
 BASELINE = {"num_layers": 2, "hidden_size": 256, "vocab_size": 10_000}  # the reference report's baseline model
@@ -116,15 +116,17 @@ class Parity:
 class Roofline:
     """A timed call against what the machine can do (sst2mlp.measure.limits): its FLOP rate, the time per call the machine
     could not beat (the larger of FLOPs at the peak rate and bytes read at the read bandwidth, plus the call
-    floor), and floor / median."""
+    floor), floor / median, and the call floor it counted (the impl's runtime's empty call, else the extension's)."""
 
     achieved_gflops: float
     floor_seconds: float
     fraction_of_floor: float
+    call_floor_seconds: float
 
     @classmethod
-    def of(cls, flops: float, floor_seconds: float, median: float) -> Roofline:
-        return cls(achieved_gflops=flops / median / 1e9, floor_seconds=floor_seconds, fraction_of_floor=floor_seconds / median)
+    def of(cls, flops: float, floor_seconds: float, median: float, call_floor_seconds: float) -> Roofline:
+        return cls(achieved_gflops=flops / median / 1e9, floor_seconds=floor_seconds, fraction_of_floor=floor_seconds / median,
+                   call_floor_seconds=call_floor_seconds)
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,8 @@ class TrainingRoofline:
 
     @classmethod
     def of(cls, adam_step_seconds: float, flops: float, floor_seconds: float, median: float) -> TrainingRoofline:
-        return cls(adam_step_seconds=adam_step_seconds, **vars(Roofline.of(flops, floor_seconds, median)))
+        return cls(adam_step_seconds=adam_step_seconds, achieved_gflops=flops / median / 1e9, floor_seconds=floor_seconds,
+                   fraction_of_floor=floor_seconds / median)
 
 
 @dataclass(frozen=True)

@@ -216,3 +216,21 @@ def test_onnxruntime_takes_numpy_views_of_the_padded_tensors():
     ids, weights = make_variant("onnxruntime", model, bags).inputs(bags)
     assert isinstance(ids, np.ndarray) and ids.dtype == np.int64 and weights.dtype == np.float32
     assert ids.shape == (len(bags), int(bags.nnz_per_row.max()))
+
+
+@pytest.mark.slow
+def test_each_runtimes_call_floor_is_recorded_counted_in_its_floor_and_below_its_batch_1_median(tmp_path, tiny_glue):
+    """An empty model through ONNX Runtime's call path (machine_info's limits), the call floor its latency's floor adds
+    (where the suite's own impls add the extension's), and no faster than the real model's call."""
+    out = tmp_path / "run.json"
+    run = run_pytest("benchmarks/bench_mlp.py", *QUIET, f"--sst2-data={tiny_glue}", "--sst2-layers=1", "--sst2-widths=8",
+                     "--sst2-vocabs=20", "--sst2-impls=dense,onnxruntime", "--sst2-train-rounds=1", "--sst2-seeds=2",
+                     "--sst2-latency-rounds=200", "--sst2-min-time=0.05", "-k", "inference", f"--benchmark-json={out}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    saved = json.loads(out.read_text())
+    limits = saved["machine_info"]["limits"]["1"]
+    floor = limits["runtime_call_floor_seconds"]["onnxruntime"]
+    benches = {b["extra_info"]["impl"]: b for b in saved["benchmarks"]}
+    assert 0 < floor < benches["onnxruntime"]["stats"]["median"]
+    assert benches["onnxruntime"]["extra_info"]["call_floor_seconds"] == floor
+    assert benches["dense"]["extra_info"]["call_floor_seconds"] == limits["call_floor_seconds"]

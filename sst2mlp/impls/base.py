@@ -55,6 +55,9 @@ class Impl:
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
     table_weight_bytes: int = 4  # bytes per weight of the input table it holds (1: int8)
     int8_products: bool = False  # its matrix products run in int8 (its floor counts them at the int8 rate)
+    # its runtime's call floor: (settings) -> (a forward of an empty model through the same call path, its inputs);
+    # None for the suite's own impls, whose floor is the extension's (sst2mlp.measure.limits)
+    empty_model: Callable[[RuntimeSettings], tuple[Forward, tuple]] | None = None
     forget: Callable[[], None] | None = None  # after its variants of a configuration are dropped: what the process
     # still keeps of them elsewhere (compiled graphs, registered types), dropped; None when nothing is kept
     compiles_kernel: bool = False  # runs the suite's C++ extension: a first cold start on a new machine builds it

@@ -50,6 +50,29 @@ class OnnxRuntimeForward:
         return self._run(self._outputs, {"ids": ids, "weights": weights})[0]
 
 
+def empty_onnx() -> bytes:
+    """An ONNX model with the exported model's inputs and output that only sums each row's weights: a call through
+    the same path that does no model work (the runtime's call floor)."""
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["rows", "words"]),
+              helper.make_tensor_value_info("weights", TensorProto.FLOAT, ["rows", "words"])]
+    output = helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["rows"])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    node = helper.make_node("ReduceSum", ["weights", "axes"], [ONNX_OUTPUT], keepdims=0)
+    graph = helper.make_graph([node], "empty", inputs, [output], initializer=[axes])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def empty_inputs(words: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """One row of `words` words, as the runtimes take it (a dev example has about 14)."""
+    return np.arange(words, dtype=np.int64)[None, :], np.ones((1, words), dtype=np.float32)
+
+
+def empty_model(settings: RuntimeSettings) -> tuple[OnnxRuntimeForward, tuple]:
+    return OnnxRuntimeForward(empty_onnx(), settings), empty_inputs()
+
+
 def build(int8: bool):
     def build(trained, _example, settings: RuntimeSettings) -> OnnxRuntimeForward:
         from .gathered import export_onnx, quantize_onnx
@@ -79,7 +102,8 @@ def _onnxruntime(name: str, rank: int, int8: bool) -> Impl:
     return Impl(name, rank, input_form="padded", exact=not int8, skips_inactive_units=False, build=build(int8),
                 held_bytes=held_bytes, files=(ONNX_FILE,), save=save, load=load, prepare=prepare, peer=True,
                 runtime="onnxruntime", pinning=PINNING, coldstart_imports=("onnxruntime",), torch_inputs=False,
-                model_inputs=padded_arrays, table_weight_bytes=1 if int8 else 4, int8_products=int8)
+                model_inputs=padded_arrays, table_weight_bytes=1 if int8 else 4, int8_products=int8,
+                empty_model=empty_model)
 
 
 IMPLS = (

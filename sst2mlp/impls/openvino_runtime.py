@@ -48,6 +48,19 @@ def build(trained, _example, settings: RuntimeSettings) -> OpenVinoForward:
         return OpenVinoForward(core, core.read_model(str(path)), settings)
 
 
+def empty_model(settings: RuntimeSettings) -> tuple[OpenVinoForward, tuple]:
+    """The runtime's call floor: the empty ONNX model of onnx_runtime.empty_onnx compiled as the model is."""
+    import openvino
+
+    from .onnx_runtime import empty_inputs, empty_onnx
+
+    core = openvino.Core()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "empty.onnx"
+        path.write_bytes(empty_onnx())
+        return OpenVinoForward(core, core.read_model(str(path)), settings), empty_inputs()
+
+
 def held_bytes(forward: OpenVinoForward) -> int:
     """Bytes of the model's constants (its weights), as OpenVINO read them."""
     return sum(op.get_byte_size() for op in forward.model.get_ops() if op.get_type_name() == "Constant")
@@ -74,5 +87,6 @@ def prepare(loaded: tuple, settings: RuntimeSettings, _inputs: tuple) -> OpenVin
 
 IMPLS = (Impl("openvino", 90, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
               files=IR_FILES, save=save, load=load, prepare=prepare, peer=True, runtime="openvino", pinning=PINNING,
-              coldstart_imports=("openvino",), torch_inputs=False, model_inputs=padded_arrays, requires="openvino",
+              coldstart_imports=("openvino",), torch_inputs=False, model_inputs=padded_arrays, empty_model=empty_model,
+              requires="openvino",
               install=EXTRA_INSTALL.format("openvino")),)

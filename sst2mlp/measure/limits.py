@@ -14,7 +14,9 @@ every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
   smallest level that holds the bytes it reads (a cache-aware roofline whose floor no call can beat: a copy rate at
   half the L3, the first method, put the floor of dense and fused above their medians on a 2-core Xeon VM);
 - the call floor: an extension function with the fused kernel's signature that returns at once, and one that only
-  allocates the output; no one-call impl can answer faster.
+  allocates the output; no one-call impl can answer faster. A deployment runtime's own call floor is an empty model
+  (each row's weights summed) through the same call path as the impl's (its record's `empty_model`): a peer impl's
+  floor adds that instead of the extension's.
 
 A training's floor (`training_floor_seconds`) adds what exact Adam must do whatever the input layer: read the
 parameters, gradients and both moments and write three of them every step (a fused torch.optim.Adam step timed on
@@ -26,7 +28,7 @@ neighbour), at the session's thread counts.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,6 +41,7 @@ DEFAULT_CACHES = {"l2": 1 * 2**20, "l3": 32 * 2**20}  # when sysfs does not say 
 REPEATS = 5
 ROUNDS = 3
 CALLS = 20_000
+RUNTIME_CALLS = 2_000  # a runtime's empty call takes microseconds, not the extension's tenth of one
 PEAK_ITERATIONS = 200_000  # of the peak loops: about 2 ms a call at 3 GHz
 
 
@@ -54,6 +57,11 @@ class MachineLimits:
     allocation_floor_seconds: float | None  # one that allocates the output and returns it (None: no kernel here)
     fma_peak_gflops: float | None = None  # the core's vector FMA limit on every thread (None: no kernel here)
     int8_instruction_peak_gflops: float | None = None  # its u8 x s8 multiply-add limit, 2 operations each
+    runtime_call_floor_seconds: dict[str, float] = field(default_factory=dict)  # impl -> its runtime's empty call
+
+    def call_floor_of(self, impl: str) -> float:
+        """The least time a call of `impl` takes with no model work: its runtime's, else the extension's."""
+        return self.runtime_call_floor_seconds.get(impl, self.call_floor_seconds or 0.0)
 
     def as_info(self) -> dict:
         return asdict(self)
@@ -136,6 +144,24 @@ def instruction_peaks(extension) -> tuple[float, float | None]:
     return rate(extension.fma_peak), rate(extension.int8_peak)
 
 
+def runtime_call_floors(impls, settings) -> dict[str, float]:
+    """Per-call seconds of each impl's empty model (its record's `empty_model`) through its runtime's call path, the
+    best of `ROUNDS` timings; what the runtime keeps of it (compiled graphs) is forgotten afterwards."""
+    floors = {}
+    for impl in impls:
+        forward, inputs = impl.empty_model(settings)
+
+        def loop(forward=forward, inputs=inputs):
+            for _ in range(RUNTIME_CALLS):
+                forward(*inputs)
+        with torch.inference_mode():
+            floors[impl.name] = min(best_seconds(loop, min_seconds=0.0) for _ in range(ROUNDS)) / RUNTIME_CALLS
+        del forward
+        if impl.forget:
+            impl.forget()
+    return floors
+
+
 def example_call_inputs(words: int = 14) -> tuple[torch.Tensor, ...]:
     """One bag of `words` words, as the fused kernel takes it (a dev example has about 14)."""
     return torch.arange(words), torch.tensor([0, words]), torch.ones(words)
@@ -182,14 +208,15 @@ def read_rate(limits: MachineLimits, working_set: float) -> float:
     return limits.read_gb_per_s["memory"]
 
 
-def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float, int8: bool = False) -> float:
+def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float, int8: bool = False,
+                  impl: str | None = None) -> float:
     """The time per call this machine could not beat: the larger of the FLOPs at the peak rate (the int8 rate for an
     impl that multiplies in int8) and the bytes read at the rate of the level that holds the working set (the bytes
     one call reads), plus the call floor."""
     peak = limits.int8_peak_gflops or limits.peak_gflops if int8 else limits.peak_gflops
     compute = flops / (peak * 1e9)
     memory = bytes_read / (read_rate(limits, working_set) * 1e9)
-    return max(compute, memory) + (limits.call_floor_seconds or 0.0)
+    return max(compute, memory) + limits.call_floor_of(impl)
 
 
 def adam_step_seconds(params: int, threads: int) -> float:
@@ -206,7 +233,7 @@ def call_floor_seconds(limits: MachineLimits, impl, model, model_bytes: int, dev
     dev set's whole batches (the impl's record says what it reads), at the int8 rate where it multiplies in int8."""
     batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
     read = impl.bytes_read(model, model_bytes, batches)
-    return floor_seconds(limits, flops, read, working_set=read, int8=impl.int8_products)
+    return floor_seconds(limits, flops, read, working_set=read, int8=impl.int8_products, impl=impl.name)
 
 
 def training_flops(forward_flops: float) -> float:

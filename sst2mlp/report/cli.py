@@ -97,7 +97,8 @@ RUNTIMES_NOTE = (
     "throughput_*_vs_best_exact: examples/s over the best exact impl of the suite's own; *_vs_fused_noskip: the same "
     "against fused-noskip, the fused kernel reading every hidden unit (fused's lead over a row is that row's ratio to "
     "fused-noskip, its overhead and layout, times fused-noskip's to fused, what skipping the inactive units gives); "
-    "coldstart_s: a fresh process from its start to its first prediction.")
+    "call_floor_us: the call path's floor its batch-1 floor counts (a runtime's empty model through the same path, "
+    "else the suite's extension call); coldstart_s: a fresh process from its start to its first prediction.")
 PARITY_NOTE = (
     "Each impl's dev-set predictions and logits against the dense model it was made from, over every configuration "
     "of the run; accuracy at the baseline (mean ± sd over seeds where the impl was made from every seed's model).")

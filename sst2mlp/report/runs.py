@@ -51,6 +51,7 @@ class Roof:
     median_seconds: float
     floor_seconds: float
     examples: int  # per call
+    call_floor_seconds: float  # the part of the floor that is the call path's (the impl's runtime's, or the extension's)
 
     @property
     def fraction(self) -> float:
@@ -259,7 +260,7 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
         row.agreement_with_dense, row.max_logit_difference = info["agreement_with_dense"], info.get("max_logit_difference")
     if "floor_seconds" in info and bench["group"] in ("inference", "throughput"):
         batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples", 1))
-        row.roofs[str(batch)] = Roof(stats["median"], info["floor_seconds"], info.get("batch_examples", 1))
+        row.roofs[str(batch)] = Roof(stats["median"], info["floor_seconds"], info.get("batch_examples", 1), info["call_floor_seconds"])
     if bench["group"] == "coldstart":
         row.coldstart = {phase: info[f"coldstart_{phase}_seconds"] for phase in COLDSTART_PHASES
                          if f"coldstart_{phase}_seconds" in info}

@@ -5,7 +5,8 @@ Version 1 (no `sst2mlp_schema` in machine_info) covers every run saved before th
 fields it lacks: the impl axis (only dense was measured), `trained_impl` (a training benchmark describes the model it
 trained, every other benchmark the dense-trained model), effective FLOPs (the report's count), `dev_examples` (SST-2's
 dev split), the suite's cpu_model and cpu_count (py-cpuinfo's), and `measured_while_slow` (before the quiet gate a
-canary timed once, just before the benchmark, gave `machine_speed`).
+canary timed once, just before the benchmark, gave `machine_speed`). Version 2 lacks a latency or throughput
+benchmark's `call_floor_seconds`: its floor counted the extension's call floor (machine_info's limits), or none.
 """
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ def upgrade(document: dict) -> dict:
     cpu = machine.get("cpu") or {}
     machine.setdefault("cpu_model", cpu.get("brand_raw"))
     machine.setdefault("cpu_count", cpu.get("count"))
+    limits = machine.get("limits") or {}
     for bench in document["benchmarks"]:
         info = bench.get("extra_info") if isinstance(bench, dict) else None
         if info:
             _upgrade_extra_info(bench.get("group"), info)
+            if "floor_seconds" in info and bench.get("group") in ("inference", "throughput"):
+                info.setdefault("call_floor_seconds", (limits.get(str(info.get("threads"))) or {}).get("call_floor_seconds") or 0.0)
     machine["sst2mlp_schema"] = contract.SCHEMA_VERSION
     return document
 

@@ -101,7 +101,7 @@ def speedups_table(run: Run) -> list[dict]:
     return table
 
 
-RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "latency_vs_fused", "latency_vs_fused_noskip",
+RUNTIME_COLUMNS = ("impl", "threads", "latency_median_ms", "latency_p90_ms", "call_floor_us", "latency_vs_fused", "latency_vs_fused_noskip",
                    "throughput_b64_per_s", "throughput_b64_vs_best_exact", "throughput_b64_vs_fused_noskip",
                    "throughput_dev_per_s", "throughput_dev_vs_best_exact", "throughput_dev_vs_fused_noskip", "model_bytes",
                    "file_bytes", "coldstart_s", "agreement_with_dense", "max_logit_difference", *ACCURACY_COLUMNS)
@@ -136,6 +136,8 @@ def runtimes_table(run: Run) -> list[dict]:
         rec = records[key]
         row = {column: rec.get(column) for column in RUNTIME_COLUMNS}
         row["latency_vs_fused"] = _ratio(rec["latency_median_ms"], fused)
+        latency_roof = run.rows[key].roofs.get("1")
+        row["call_floor_us"] = latency_roof.call_floor_seconds * 1e6 if latency_roof else None
         row["latency_vs_fused_noskip"] = _ratio(rec["latency_median_ms"], noskip.get("latency_median_ms"))
         for batch in ("b64", "dev"):
             best = max((records[k][f"throughput_{batch}_per_s"] or 0 for k in own_exact), default=0)

@@ -128,7 +128,7 @@ class BenchmarkCase:
         flops = prepared.effective_flops * batch_size
         floor = call_floor_seconds(machine, prepared.variant.impl, prepared.source.model, prepared.footprint.model_bytes,
                                    self.dev, batch_size, flops)
-        return Roofline.of(flops, floor, median)
+        return Roofline.of(flops, floor, median, machine.call_floor_of(self.impl))
 
     def inference(self, timing: Timing) -> InferenceInfo:
         return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,

@@ -3,13 +3,16 @@ the seeds' accuracies, every impl's variant, the memory meter, the canary), and 
 extra_info is written."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sst2mlp import contract
+from sst2mlp.impls.base import RuntimeSettings
 from sst2mlp.impls.registry import IMPLS, approximate
 from sst2mlp.measure import limits
 from sst2mlp.measure.footprint import MemoryMeter
 from sst2mlp.measure.limits import MachineLimits
+from sst2mlp.measure.machine import torch_threads
 from sst2mlp.measure.quiet_gate import Canary, QuietGate, WaitBudget
 from sst2mlp.measure.timing import CyclingInputs
 from sst2mlp.native import kernel
@@ -58,12 +61,19 @@ class Suite:
         self.corpus.check_memory(self.options.grid())
 
     def measure_limits(self) -> None:
-        """What the machine can do at each thread count of the run (sst2mlp.measure.limits): about a second, once."""
+        """What the machine can do at each thread count of the run (sst2mlp.measure.limits), and each runtime's call floor:
+        a few seconds, once (ExecuTorch lowers its empty model, torch.compile compiles one)."""
         try:
             extension = kernel.load_extension()
         except kernel.KernelUnavailable:
             extension = None  # no call floor; the fused benchmarks say why
-        self.limits = {threads: limits.measure(self.options.widths, threads, extension) for threads in self.options.threads}
+        runtimes = [IMPLS[name] for name in self.options.impls if IMPLS[name].empty_model and not IMPLS[name].missing()]
+        self.limits = {}
+        for threads in self.options.threads:
+            measured = limits.measure(self.options.widths, threads, extension)
+            with torch_threads(threads):
+                floors = limits.runtime_call_floors(runtimes, RuntimeSettings(threads, self.options.denormals == "flush"))
+            self.limits[threads] = dataclasses.replace(measured, runtime_call_floor_seconds=floors)
 
     def release(self, config: ModelConfig) -> int | None:
         """After a configuration's last benchmark (sst2mlp.suite.schedule): its models, variants, runtime sessions and
