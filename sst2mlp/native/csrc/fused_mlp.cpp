@@ -546,9 +546,15 @@ int64_t fma_peak(int64_t iterations) {
 // The same for int8 products as the int8 impls' kernels do them (fbgemm, ONNX Runtime's MLAS): u8 x s8 multiply-adds
 // into int32, with VNNI's one instruction where the CPU has it, else AVX2's two-step pmaddubsw + pmaddwd. Returns
 // the operations done (2 per multiply-add), or 0 on a CPU with neither.
+#if defined(__AVX512VNNI__) && defined(__AVX512F__)
+constexpr int64_t kInt8OpsPerIteration = kPeakChains * 64 * 2;  // vpdpbusd: 64 multiply-adds
+#elif defined(__AVX2__)
+constexpr int64_t kInt8OpsPerIteration = kPeakChains * 32 * 2;  // pmaddubsw + pmaddwd: 32 multiply-adds
+#else
+constexpr int64_t kInt8OpsPerIteration = 0;
+#endif
 int64_t int8_peak(int64_t iterations) {
   const int threads = at::get_num_threads();
-  int64_t per_iteration = 0;
   std::vector<int32_t> sinks(threads * 16);
   at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
@@ -563,7 +569,6 @@ int64_t int8_peak(int64_t iterations) {
       __m512i sum = acc[0];
       for (int c = 1; c < kPeakChains; ++c) sum = _mm512_add_epi32(sum, acc[c]);
       sinks[t * 16] = _mm512_reduce_add_epi32(sum);
-      per_iteration = kPeakChains * 64 * 2;
 #elif defined(__AVX2__)
       __m256i acc[kPeakChains];
       __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
@@ -577,13 +582,12 @@ int64_t int8_peak(int64_t iterations) {
       __m256i sum = acc[0];
       for (int c = 1; c < kPeakChains; ++c) sum = _mm256_add_epi32(sum, acc[c]);
       sinks[t * 16] = _mm256_extract_epi32(sum, 0);
-      per_iteration = kPeakChains * 32 * 2;
 #endif
     }
   });
   volatile int32_t sink = sinks[0];
   (void)sink;
-  return static_cast<int64_t>(threads) * iterations * per_iteration;
+  return static_cast<int64_t>(threads) * iterations * kInt8OpsPerIteration;
 }
 
 }  // namespace
