@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INPUT_FORMS = ("dense", "bags", "padded")  # count rows; (indices, offsets, counts); (ids, weights) padded per batch
+# count rows; (indices, offsets, counts); (ids, weights) padded per batch; (ids, a word listed once per count; row starts)
+INPUT_FORMS = ("dense", "bags", "padded", "repeated")
 EXTRA_INSTALL = "pip install -c constraints.txt -e '.[{0}]' (or pip install 'sst2mlp[{0}]')"
 
 # How torch is pinned to the suite's thread count T and denormal mode (the suite's own impls and torch.compile).

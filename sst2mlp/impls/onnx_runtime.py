@@ -1,6 +1,8 @@
 """`onnxruntime` and `onnxruntime-int8`: the GatheredMLP exported to ONNX (sst2mlp.impls.gathered), run by an ONNX
-Runtime InferenceSession on its CPU provider; the int8 form through onnxruntime's dynamic quantization. They ship as
-model.onnx. Free of torch at import: a cold process loads the file with onnxruntime and numpy only."""
+Runtime InferenceSession on its CPU provider: the float form with the "bmm" input layer (one batched MatMul), the int8
+form through onnxruntime's dynamic quantization of the "sum" export (its accuracy checked on that form). By name only,
+`onnxruntime-sum`: the float "sum" export, the form before (slower at batch 1, 64 and the dev set: docs/runtimes.md).
+They ship as model.onnx. Free of torch at import: a cold process loads the file with onnxruntime and numpy only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,11 +75,11 @@ def empty_model(settings: RuntimeSettings) -> tuple[OnnxRuntimeForward, tuple]:
     return OnnxRuntimeForward(empty_onnx(), settings), empty_inputs()
 
 
-def build(int8: bool):
+def build(input_layer: str, int8: bool):
     def build(trained, _example, settings: RuntimeSettings) -> OnnxRuntimeForward:
         from .gathered import export_onnx, quantize_onnx
 
-        model = export_onnx(trained)
+        model = export_onnx(trained, input_layer)
         return OnnxRuntimeForward(quantize_onnx(model) if int8 else model, settings)
     return build
 
@@ -98,8 +100,9 @@ def prepare(model: bytes, settings: RuntimeSettings, _inputs: tuple) -> OnnxRunt
     return OnnxRuntimeForward(model, settings)
 
 
-def _onnxruntime(name: str, rank: int, int8: bool) -> Impl:
-    return Impl(name, rank, input_form="padded", exact=not int8, skips_inactive_units=False, build=build(int8),
+def _onnxruntime(name: str, rank: int, input_layer: str, int8: bool = False, in_default_run: bool = True) -> Impl:
+    return Impl(name, rank, input_form="padded", exact=not int8, skips_inactive_units=False, build=build(input_layer, int8),
+                in_default_run=in_default_run,
                 held_bytes=held_bytes, files=(ONNX_FILE,), save=save, load=load, prepare=prepare, peer=True,
                 runtime="onnxruntime", pinning=PINNING, coldstart_imports=("onnxruntime",), torch_inputs=False,
                 model_inputs=padded_arrays, table_weight_bytes=1 if int8 else 4, int8_products=int8,
@@ -107,6 +110,7 @@ def _onnxruntime(name: str, rank: int, int8: bool) -> Impl:
 
 
 IMPLS = (
-    _onnxruntime("onnxruntime", 70, int8=False),
-    _onnxruntime("onnxruntime-int8", 80, int8=True),
+    _onnxruntime("onnxruntime", 70, "bmm"),
+    _onnxruntime("onnxruntime-sum", 75, "sum", in_default_run=False),
+    _onnxruntime("onnxruntime-int8", 80, "sum", int8=True),
 )

@@ -1,6 +1,8 @@
-"""`openvino`: the GatheredMLP's ONNX export (sst2mlp.impls.gathered) read by OpenVINO and compiled for its CPU
-device; ships as OpenVINO's IR (model.xml, model.bin). Free of torch at import: a cold process loads the IR with
-openvino and numpy only."""
+"""`openvino`: the BaggedMLP (sst2mlp.impls.gathered) converted by OpenVINO's PyTorch frontend, its input layer one
+EmbeddingBagOffsets op on the words present (no padding), compiled for the CPU device. By name only,
+`openvino-padded`: the GatheredMLP's ONNX export read by OpenVINO (the padded form before; 1.3-3.4x slower,
+docs/runtimes.md). Both ship as OpenVINO's IR (model.xml, model.bin). Free of torch at import: a cold process loads
+the IR with openvino and numpy only."""
 from __future__ import annotations
 
 import tempfile
@@ -9,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import EXTRA_INSTALL, Impl, RuntimeSettings, padded_arrays
+
+INPUT_NAMES = ("indices", "starts")  # the bag form's
 
 IR_FILES = ("model.xml", "model.bin")
 PINNING = {"thread_setting": "INFERENCE_NUM_THREADS=T, PERFORMANCE_HINT=LATENCY",
@@ -23,7 +27,8 @@ def compile_config(settings: RuntimeSettings) -> dict:
 
 
 class OpenVinoForward:
-    """An OpenVINO model compiled for the CPU device; one infer request, inputs shared (no copy)."""
+    """An OpenVINO model compiled for the CPU device; one infer request, inputs and outputs shared (no copy; OpenVINO's
+    "Shared Memory" mode of its Python API's advanced inference guide)."""
 
     def __init__(self, core, model, settings: RuntimeSettings):
         self.model = model
@@ -31,12 +36,27 @@ class OpenVinoForward:
         self.request = self.compiled.create_infer_request()
         self._infer, self._output = self.request.infer, self.request.get_output_tensor
 
-    def __call__(self, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        self._infer((ids, weights), share_inputs=True)
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        self._infer(inputs, share_inputs=True, share_outputs=True)
         return self._output(0).data  # a view of the request's buffer: the next call overwrites it
 
 
-def build(trained, _example, settings: RuntimeSettings) -> OpenVinoForward:
+def build_bagged(trained, _example, settings: RuntimeSettings) -> OpenVinoForward:
+    """OpenVINO's conversion of the BaggedMLP, both inputs 1-D and dynamic (its example: two rows of five words)."""
+    import openvino
+    import torch
+
+    from .base import quiet_export
+    from .gathered import BaggedMLP
+
+    example = (torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2]))
+    inputs = [(name, openvino.PartialShape([-1]), openvino.Type.i64) for name in INPUT_NAMES]
+    with quiet_export(), torch.inference_mode(False), torch.no_grad():
+        model = openvino.convert_model(BaggedMLP(trained).eval(), example_input=example, input=inputs)
+    return OpenVinoForward(openvino.Core(), model, settings)
+
+
+def build_padded(trained, _example, settings: RuntimeSettings) -> OpenVinoForward:
     import openvino
 
     from .gathered import ONNX_FILE, export_onnx
@@ -46,6 +66,19 @@ def build(trained, _example, settings: RuntimeSettings) -> OpenVinoForward:
         path = Path(folder) / ONNX_FILE
         path.write_bytes(export_onnx(trained))
         return OpenVinoForward(core, core.read_model(str(path)), settings)
+
+
+def repeated_words(_forward, bags) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, starts): each row's word ids, a word present k times listed k times, and where each row starts; for
+    a batch without any word, the zero row's id (BaggedMLP)."""
+    indices, offsets, counts = bags.indices.numpy(), bags.offsets.numpy(), bags.counts.numpy()
+    if len(indices) == 0:
+        return np.array([bags.vocab_size], dtype=np.int64), offsets[:-1]
+    repeats = counts.astype(np.int64)
+    if np.all(repeats == 1):  # the common case (most rows have no repeated word): no copy
+        return indices, offsets[:-1]
+    ends = np.concatenate([[0], np.cumsum(repeats)])[offsets]
+    return np.repeat(indices, repeats), ends[:-1]
 
 
 def empty_model(settings: RuntimeSettings) -> tuple[OpenVinoForward, tuple]:
@@ -85,8 +118,15 @@ def prepare(loaded: tuple, settings: RuntimeSettings, _inputs: tuple) -> OpenVin
     return OpenVinoForward(core, model, settings)
 
 
-IMPLS = (Impl("openvino", 90, input_form="padded", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
-              files=IR_FILES, save=save, load=load, prepare=prepare, peer=True, runtime="openvino", pinning=PINNING,
-              coldstart_imports=("openvino",), torch_inputs=False, model_inputs=padded_arrays, empty_model=empty_model,
-              requires="openvino",
-              install=EXTRA_INSTALL.format("openvino")),)
+def _openvino(name: str, rank: int, input_form: str, build, model_inputs, in_default_run: bool = True) -> Impl:
+    return Impl(name, rank, input_form=input_form, exact=True, skips_inactive_units=False, build=build,
+                held_bytes=held_bytes, files=IR_FILES, save=save, load=load, prepare=prepare, peer=True,
+                runtime="openvino", pinning=PINNING, coldstart_imports=("openvino",), torch_inputs=False,
+                model_inputs=model_inputs, empty_model=empty_model, in_default_run=in_default_run,
+                requires="openvino", install=EXTRA_INSTALL.format("openvino"))
+
+
+IMPLS = (
+    _openvino("openvino", 90, "repeated", build_bagged, repeated_words),
+    _openvino("openvino-padded", 95, "padded", build_padded, padded_arrays, in_default_run=False),
+)
