@@ -30,8 +30,9 @@ def test_training(benchmark, case, batch_size):
 @pytest.mark.benchmark(group="inference")
 @pytest.mark.parametrize("batch_size", [1], ids=batch_id)
 def test_inference(benchmark, case, batch_size):
-    timing = case.time(benchmark, case.batches(batch_size), case.latency_rounds, LATENCY_WARMUP_EXAMPLES)
-    case.write(benchmark, case.inference(timing), timed=timing.timed)
+    batches = case.batches(batch_size)
+    timing = case.time(benchmark, batches, case.latency_rounds, LATENCY_WARMUP_EXAMPLES)
+    case.write(benchmark, case.inference(batches, timing), timed=timing.timed)
 
 
 @pytest.mark.benchmark(group="throughput")

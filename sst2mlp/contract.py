@@ -18,7 +18,7 @@ GROUPS = ("training", "inference", "throughput", "coldstart")
 PARAMS = ("num_layers", "hidden_size", "vocab_size", "threads", "impl", "batch_size")
 
 # The least a benchmark needs for the report to place it; runs saved by every version of the suite have these.
-SCHEMA_VERSION = 3  # the layout of a saved run, machine_info["sst2mlp_schema"]; older runs: sst2mlp.report.schema
+SCHEMA_VERSION = 4  # the layout of a saved run, machine_info["sst2mlp_schema"]; older runs: sst2mlp.report.schema
 READABLE_EXTRA_INFO = ("num_layers", "hidden_size", "vocab_size", "flops", "params", "accuracy", "threads")
 
 BASELINE = {"num_layers": 2, "hidden_size": 256, "vocab_size": 10_000}  # the reference report's baseline model
@@ -199,6 +199,8 @@ class InferenceInfo:
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)
     approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
+    # per call, a batch's rows into what the impl takes (sst2mlp.measure.timing.input_preparation_seconds), untimed
+    input_preparation_seconds: float | None = field(default=None, metadata={"when": TIMED})
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class ThroughputInfo:
     gate: QuietGateInfo | None = part(QuietGateInfo, TIMED)
     stability: Stability | None = part(Stability, TIMED)
     approximate_seeds: ApproximateSeeds | None = part(ApproximateSeeds, APPROXIMATE)
+    input_preparation_seconds: float | None = field(default=None, metadata={"when": TIMED})
 
 
 REFERENCE_LOOP = "reference-loop"  # the impl label of benchmarks/reference_loop.py's trainer (the report's own loop)

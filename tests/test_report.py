@@ -340,3 +340,18 @@ def test_a_timing_faster_than_its_floor_is_flagged(tmp_path):
     added = f"{info['impl']} L{info['num_layers']}-H{info['hidden_size']}-V{info['vocab_size']}-T1 B1: 1.50"
     assert added not in floors_beaten(saved) and set(floors_beaten(run)) == {*floors_beaten(saved), added}
     assert all(entry.startswith("int8 ") for entry in floors_beaten(saved))
+
+
+def test_the_runtimes_table_adds_the_input_preparation_a_request_needs():
+    from types import SimpleNamespace
+
+    from sst2mlp.report.runs import Roof
+    from sst2mlp.report.tables import with_input_preparation
+
+    row = SimpleNamespace(preparation={"1": 10e-6, "64": 64e-6},
+                          roofs={"64": Roof(1e-3, 1e-4, 64, 1e-6), "dev": Roof(1e-2, 1e-3, 872, 1e-6)})
+    rec = {"latency_median_ms": 0.02, "throughput_b64_per_s": 64_000.0, "throughput_dev_per_s": 87_200.0}
+    out = with_input_preparation(row, rec)
+    assert out["latency_with_prep_ms"] == pytest.approx(0.03)  # 20 us + 10 us
+    assert out["throughput_b64_with_prep_per_s"] == pytest.approx(64 / (1e-3 + 64e-6))
+    assert out["throughput_dev_with_prep_per_s"] is None  # not measured (a run before the suite measured it)

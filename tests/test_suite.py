@@ -100,14 +100,14 @@ def test_the_warm_up_training_serves_accuracy_and_inference(tiny_glue):
     suite.models.model_for(other, trainer_of("dense"))
     suite.models.model_for(other, trainer_of("dense"))
     assert suite.models.trainings == 4
-    info = BenchmarkCase(suite, config, "dense", 1).inference(Timing()).model
+    info = inference_record(BenchmarkCase(suite, config, "dense", 1)).model
     assert info.flops == info.effective_flops == (2 * 20 * 8 + 8) + (2 * 8 * 8 + 8) + (2 * 8 + 1) == config.flops
     assert info.params == config.params == (20 + 1) * 8 + (8 + 1) * 8 + 8 + 1
     dev = suite.corpus.features(20).dev
     assert info.accuracy == accuracy(first.model, dev, suite.corpus.dev_labels)
-    torchscript = BenchmarkCase(suite, config, "torchscript", 1).inference(Timing()).model
-    fused = BenchmarkCase(suite, config, "fused", 1).inference(Timing()).model
-    sparse = BenchmarkCase(suite, config, "sparse", 1).inference(Timing()).model
+    torchscript = inference_record(BenchmarkCase(suite, config, "torchscript", 1)).model
+    fused = inference_record(BenchmarkCase(suite, config, "fused", 1)).model
+    sparse = inference_record(BenchmarkCase(suite, config, "sparse", 1)).model
     assert torchscript.accuracy == fused.accuracy == info.accuracy and fused.trained_impl == "dense"
     assert fused.effective_flops < sparse.effective_flops
     assert suite.models.trainings == 4  # every impl is made from the same trained dense model
@@ -138,13 +138,18 @@ def test_a_profiling_round_after_the_rounds_is_not_recorded(tiny_glue):
     assert record.seeds.accuracy.seeds == [0, 1, 2] and len(record.epoch_seconds) == 2
 
 
+def inference_record(case):
+    """An untimed inference record of `case` (no rounds: no percentiles, no input preparation)."""
+    return case.inference(case.batches(1), Timing())
+
+
 def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
     suite = Suite(SuiteOptions(data_dir=str(tiny_glue), train_rounds=1, quiet_wait=0, train_impls=("dense",)))
     config = ModelConfig(1, 8, 20)
     _, training = trained_case(suite, config)
     timing = Timing([1e-6, 2e-6, 3e-6], QuietGateInfo(1.0, 0.0, 0.0))
     case = BenchmarkCase(suite, config, "int8", 1)
-    records = {"training": training, "inference": case.inference(timing),
+    records = {"training": training, "inference": case.inference(case.batches(1), timing),
                "throughput": case.throughput(CyclingInputs(case.variant.variant, case.dev, 4), timing, None)}
     for group, record in records.items():
         benchmark = FakeBenchmark(group)
@@ -154,7 +159,7 @@ def test_the_record_of_every_group_holds_the_contract_fields(tiny_glue):
     assert len(benchmark.extra_info["accuracy_seeds"]) == 2  # int8 carries its own accuracy over the seeds
     incomplete = FakeBenchmark("inference")
     with pytest.raises(RuntimeError, match="left out extra_info fields of the inference group: p50, p90, p99"):
-        suite.write(incomplete, case.inference(Timing()), timed=True)
+        suite.write(incomplete, inference_record(case), timed=True)
 
 
 @pytest.mark.slow
@@ -192,6 +197,7 @@ def test_smoke_benchmark_saves_the_contract(tiny_glue, tmp_path):
         elif bench["group"] == "inference":
             assert info["trained_impl"] == "dense"
             assert bench["stats"]["rounds"] >= 50  # and as many more as 0.01 s of measuring takes
+            assert 0 < info["input_preparation_seconds"] < bench["stats"]["max"] * 100  # measured, and of a call's order
             assert info["p50"] <= info["p90"] <= info["p99"]
         else:
             assert info["batch_examples"] == (64 if bench["params"]["batch_size"] == 64 else 100)
@@ -253,5 +259,5 @@ def test_every_round_has_its_own_seed_and_a_seed_reproduces_its_model(tiny_glue)
     assert record_again.seeds.accuracy.accuracy_seeds[:2] == record.seeds.accuracy.accuracy_seeds[1:3]  # seeds 8 and 9 reproduce
     assert runs_again.results[0].epoch_losses == runs.results[1].epoch_losses
     assert record.seeds.accuracy.accuracy_ci95[0] <= record.seeds.accuracy.accuracy_mean <= record.seeds.accuracy.accuracy_ci95[1]
-    int8 = BenchmarkCase(suite, config, "int8", 1).inference(Timing()).approximate_seeds
+    int8 = inference_record(BenchmarkCase(suite, config, "int8", 1)).approximate_seeds
     assert len(int8.accuracy.accuracy_seeds) == 5 and int8.reference_accuracy_seeds == record.seeds.accuracy.accuracy_seeds

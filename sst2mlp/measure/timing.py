@@ -22,6 +22,7 @@ CALIBRATION_MIN_CALLS = 5  # calls: a whole-dev pass of a slow runtime takes 0.1
 CALIBRATION_SECONDS = 0.25
 MAX_ROUNDS = 300_000
 PERCENTILES = (50, 90, 99)
+PREPARATION_SECONDS = 0.05  # of timing a benchmark's input preparation (a few passes over its batches), untimed by it
 
 
 class CyclingInputs:
@@ -35,7 +36,9 @@ class CyclingInputs:
             raise ValueError(f"batch size {batch_size} exceeds the {len(dev)} dev examples")
         self.batch_size = batch_size
         starts = range(0, len(dev) - batch_size + 1, batch_size)
-        self.inputs = [variant.inputs(dev.rows(start, start + batch_size)) for start in starts]
+        self.rows = [dev.rows(start, start + batch_size) for start in starts]
+        self.inputs = [variant.inputs(rows) for rows in self.rows]
+        self.prepare = variant.inputs
         self.position = -1
 
     def next(self):
@@ -45,6 +48,24 @@ class CyclingInputs:
     def current(self) -> tuple:
         """The inputs `next` gave last (for the quiet gate's untimed calls, which must not warm the next round's)."""
         return self.inputs[max(self.position, 0)]
+
+
+def per_call_seconds(stmt: str, globals_: dict, calls: int, min_run_time: float, **task) -> tuple:
+    """torch.utils.benchmark's blocked_autorange of `stmt`, which makes `calls` calls: the Measurement per call
+    (`task`: its label, sub_label, description, num_threads), and its median."""
+    from torch.utils import benchmark
+
+    whole = benchmark.Timer(stmt, globals=globals_, **task).blocked_autorange(min_run_time=min_run_time)
+    per_call = benchmark.Measurement(whole.number_per_run * calls, whole.raw_times, whole.task_spec)
+    return per_call, per_call.median
+
+
+def input_preparation_seconds(inputs: CyclingInputs, threads: int, min_run_time: float = PREPARATION_SECONDS) -> float:
+    """Median seconds per call of turning a batch's rows (the suite's CSR BagOfWords) into what the impl takes (padded
+    ids, repeated words, count rows, numpy views): the work a deployment does for every request, outside the model."""
+    _, median = per_call_seconds("for rows in batches: prepare(rows)", {"prepare": inputs.prepare, "batches": inputs.rows},
+                                 len(inputs.rows), min_run_time, num_threads=threads)
+    return median
 
 
 def calibrated_rounds(forward, setup, min_rounds: int, min_time: float,

@@ -83,6 +83,7 @@ class Row:
     exact: bool = True
     peer_runtime: bool = False  # a deployment runtime rather than one of the suite's own impls
     roofs: dict[str, Roof] = field(default_factory=dict)  # batch label ("1", "64", "dev") -> the call against its floor
+    preparation: dict[str, float] = field(default_factory=dict)  # batch label -> input preparation, seconds per call
 
 
 @dataclass
@@ -258,9 +259,12 @@ def _add_benchmark(rows: dict[Key, Row], bench: dict, info: dict) -> Key:
     row.exact, row.peer_runtime = info.get("exact", row.exact), info.get("peer_runtime", row.peer_runtime)
     if "agreement_with_dense" in info:
         row.agreement_with_dense, row.max_logit_difference = info["agreement_with_dense"], info.get("max_logit_difference")
-    if "floor_seconds" in info and bench["group"] in ("inference", "throughput"):
-        batch = (bench.get("params") or {}).get("batch_size", info.get("batch_examples", 1))
-        row.roofs[str(batch)] = Roof(stats["median"], info["floor_seconds"], info.get("batch_examples", 1), info["call_floor_seconds"])
+    if bench["group"] in ("inference", "throughput"):
+        batch = str((bench.get("params") or {}).get("batch_size", info.get("batch_examples", 1)))
+        if "floor_seconds" in info:
+            row.roofs[batch] = Roof(stats["median"], info["floor_seconds"], info.get("batch_examples", 1), info["call_floor_seconds"])
+        if info.get("input_preparation_seconds") is not None:
+            row.preparation[batch] = info["input_preparation_seconds"]
     if bench["group"] == "coldstart":
         row.coldstart = {phase: info[f"coldstart_{phase}_seconds"] for phase in COLDSTART_PHASES
                          if f"coldstart_{phase}_seconds" in info}

@@ -7,6 +7,8 @@ trained, every other benchmark the dense-trained model), effective FLOPs (the re
 dev split), the suite's cpu_model and cpu_count (py-cpuinfo's), and `measured_while_slow` (before the quiet gate a
 canary timed once, just before the benchmark, gave `machine_speed`). Version 2 lacks a latency or throughput
 benchmark's `call_floor_seconds`: its floor counted the extension's call floor (machine_info's limits), or none.
+Version 3 lacks `input_preparation_seconds`: not measured, recorded as None (the report leaves the columns that add
+it empty).
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def upgrade(document: dict) -> dict:
             _upgrade_extra_info(bench.get("group"), info)
             if "floor_seconds" in info and bench.get("group") in ("inference", "throughput"):
                 info.setdefault("call_floor_seconds", (limits.get(str(info.get("threads"))) or {}).get("call_floor_seconds") or 0.0)
+            if bench.get("group") in ("inference", "throughput"):
+                info.setdefault("input_preparation_seconds", None)
     machine["sst2mlp_schema"] = contract.SCHEMA_VERSION
     return document
 

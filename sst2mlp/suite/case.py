@@ -12,7 +12,7 @@ import torch
 from sst2mlp.contract import ColdStartInfo, InferenceInfo, ModelInfo, Roofline, ThroughputInfo, TrainingInfo, TrainingRoofline
 from sst2mlp.impls.registry import IMPLS
 from sst2mlp.measure.limits import call_floor_seconds, training_floor_seconds, training_flops
-from sst2mlp.measure.timing import CyclingInputs, Timing, round_seconds, stability, time_forward
+from sst2mlp.measure.timing import CyclingInputs, Timing, input_preparation_seconds, round_seconds, stability, time_forward
 from sst2mlp.reference.features import BagOfWords
 from sst2mlp.reference.model import ModelConfig
 from sst2mlp.reference.training import TrainConfig
@@ -130,11 +130,16 @@ class BenchmarkCase:
                                    self.dev, batch_size, flops)
         return Roofline.of(flops, floor, median, machine.call_floor_of(self.impl))
 
-    def inference(self, timing: Timing) -> InferenceInfo:
+    def input_preparation(self, batches: CyclingInputs, timing: Timing) -> float | None:
+        """After a timed benchmark's rounds: seconds per call of making its inputs from the rows (untimed by it)."""
+        return input_preparation_seconds(batches, self.threads) if timing.timed else None
+
+    def inference(self, batches: CyclingInputs, timing: Timing) -> InferenceInfo:
         return InferenceInfo(model=self._variant_model(), footprint=self.variant.footprint, parity=self.variant.parity,
                              roofline=self.roofline(timing, 1), percentiles=timing.percentiles(),
                              gate=timing.gate, stability=timing.stability(),
-                             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
+                             approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl),
+                             input_preparation_seconds=self.input_preparation(batches, timing))
 
     def throughput(self, batches: CyclingInputs, timing: Timing, peak_rss_bytes: int | None) -> ThroughputInfo:
         median = timing.median()
@@ -143,7 +148,8 @@ class BenchmarkCase:
             roofline=self.roofline(timing, batches.batch_size), batch_examples=batches.batch_size,
             peak_rss_bytes=peak_rss_bytes, examples_per_second=None if median is None else batches.batch_size / median,
             gate=timing.gate, stability=timing.stability(),
-            approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl))
+            approximate_seeds=self.suite.seeds.approximate_seeds(self.config, self.impl),
+            input_preparation_seconds=self.input_preparation(batches, timing))
 
     def coldstart(self, runs: ColdStartRuns, timed: bool) -> ColdStartInfo:
         """After pedantic; for an impl that runs the suite's C++ kernel also the kernel's first build (once a

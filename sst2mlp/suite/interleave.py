@@ -27,6 +27,7 @@ from sst2mlp.contract import BASELINE
 from sst2mlp.impls.base import RuntimeSettings, RuntimeUnavailable
 from sst2mlp.impls.registry import IMPL_NAMES, make_variant, runtime_info
 from sst2mlp.measure.machine import available_cores, cpu_model, torch_threads
+from sst2mlp.measure.timing import per_call_seconds
 from sst2mlp.reference.features import BagOfWords
 from sst2mlp.reference.model import ModelConfig
 from sst2mlp.reference.training import predict_logits
@@ -79,15 +80,6 @@ def batch_rows(dev: BagOfWords, batch: str, latency_rows: int) -> list[BagOfWord
     return batches[:latency_rows] if size == 1 else batches
 
 
-def per_call_seconds(stmt: str, globals_: dict, calls: int, label: str, impl: str, batch: str, study: Study):
-    """One blocked_autorange of `stmt` (which makes `calls` calls): its Measurement per call, and its median."""
-    timer = benchmark.Timer(stmt, globals=globals_, label=label, sub_label=impl, description=f"batch {batch}",
-                            num_threads=study.threads)
-    whole = timer.blocked_autorange(min_run_time=study.min_run_time)
-    per_call = benchmark.Measurement(whole.number_per_run * calls, whole.raw_times, whole.task_spec)
-    return per_call, per_call.median
-
-
 def run(study: Study, progress=print) -> tuple[Result, list]:
     """Build every impl from one trained model, check its logits against dense, then time the rounds."""
     torch.set_flush_denormal(study.flush_denormals)
@@ -121,11 +113,12 @@ def time_rounds(study: Study, variants: dict, dev: BagOfWords, result: Result, p
         for batch in study.batches:
             for name in rotated(names, round_):
                 forward, inputs = variants[name].module, prepared[name, batch]
+                task = {"sub_label": name, "description": f"batch {batch}", "num_threads": study.threads}
                 with torch.inference_mode():
                     timed = per_call_seconds("for x in inputs: forward(*x)", {"forward": forward, "inputs": inputs},
-                                             len(inputs), MODEL, name, batch, study)
+                                             len(inputs), study.min_run_time, label=MODEL, **task)
                 prepare = per_call_seconds("for r in rows: inputs(r)", {"inputs": variants[name].inputs, "rows": rows[batch]},
-                                           len(rows[batch]), PREPARATION, name, batch, study)
+                                           len(rows[batch]), study.min_run_time, label=PREPARATION, **task)
                 for what, (measurement, seconds) in ((MODEL, timed), (PREPARATION, prepare)):
                     measurements.append(measurement)
                     result.seconds.setdefault(what, {}).setdefault(name, {}).setdefault(batch, []).append(seconds)
