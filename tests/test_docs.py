@@ -61,12 +61,12 @@ def test_the_readme_baseline_table_is_generated_from_the_committed_full_run():
     assert table in README.read_text()
 
 
-def test_the_readme_roofline_table_is_generated_from_the_committed_baseline_run():
+def test_the_readme_runtimes_table_is_generated_from_the_committed_baseline_run():
     from sst2mlp.report.runs import read_run
-    from sst2mlp.report.tables import ROOFLINE_COLUMNS, markdown_table, roofline_table
+    from sst2mlp.report.tables import RUNTIME_SUMMARY_COLUMNS, markdown_table, runtimes_table
 
     (saved,) = (ROOT / "docs" / "baseline-run").glob("*.json")
-    table = "\n".join(markdown_table(roofline_table(read_run(saved)), ROOFLINE_COLUMNS))
+    table = "\n".join(markdown_table(runtimes_table(read_run(saved)), RUNTIME_SUMMARY_COLUMNS))
     assert table in README.read_text()
 
 

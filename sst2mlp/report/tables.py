@@ -114,6 +114,13 @@ BASELINE_COLUMNS = ("impl", "latency_median_ms", "latency_vs_fused", "throughput
                     "throughput_dev_per_s", "model_bytes", "coldstart_s", *ACCURACY_COLUMNS)
 
 
+# The runtimes at the baseline, model only and with input preparation, against their call floor and against the fused
+# kernel doing the same work (the README shows the committed baseline run's).
+RUNTIME_SUMMARY_COLUMNS = ("impl", "latency_median_ms", "latency_with_prep_ms", "call_floor_us", "latency_vs_fused_noskip",
+                           "throughput_b64_per_s", "throughput_dev_per_s", "throughput_dev_with_prep_per_s",
+                           "max_logit_difference")
+
+
 def baseline_keys(run: Run) -> list[Key]:
     """The run's rows at the reference report's baseline configuration, or at its configuration nearest to it."""
     configs = {key.config for key in run.rows}
