@@ -103,14 +103,15 @@ def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(i
     model = MLP(2, 64, bags.vocab_size).eval()
     variant = make_variant(impl, model, bags)
     inputs = variant.inputs(bags)
-    assert len(inputs) == {"dense": 1, "bags": 3, "padded": 2, "repeated": 2}[record.input_form]
+    assert len(inputs) == {"dense": 1, "bags": 3, "padded": 2, "repeated": 2, "csr": 2, "padded or csr": 2}[record.input_form]
     tolerance = 1e-5 if record.exact else 0.05
     reference = predict_logits(model, bags)
     one_at_a_time = torch.cat([predict_logits(variant, bags.rows(i, i + 1)) for i in range(len(bags))])
     assert torch.allclose(predict_logits(variant, bags), reference, rtol=0, atol=tolerance)
     assert torch.allclose(one_at_a_time, reference, rtol=0, atol=tolerance)
     held, shipped = variant.model_bytes(), variant.file_bytes()
-    assert held >= 500 * 64 * (1 if "int8" in impl else 4) and held <= shipped <= held + 20_000  # the input table at least
+    container = 3_000_000 if impl == "aotinductor" else 20_000  # AOTInductor's package holds the compiled library
+    assert held >= 500 * 64 * (1 if "int8" in impl else 4) and held <= shipped <= held + container  # the table at least
     assert [path.name for path in variant.save(tmp_path)] == sorted(record.files)
     with torch.no_grad():
         loaded = record.prepare(record.load(tmp_path, {"num_layers": 2, "hidden_size": 64, "vocab_size": bags.vocab_size}),

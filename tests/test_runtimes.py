@@ -129,7 +129,7 @@ def test_parity_counts_disagreements_and_the_largest_difference():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["dense", "onnxruntime"])
+@pytest.mark.parametrize("impl", ["dense", "onnxruntime", "aotinductor"])
 def test_a_cold_start_round_is_a_new_process_whose_parts_add_up_to_its_time(impl, tmp_path):
     model, bags = small_model()
     variant = make_variant(impl, model, bags)
@@ -207,8 +207,10 @@ def test_executorch_refuses_rows_longer_than_its_program_takes():
 
 def test_runtimes_are_peers_and_say_what_they_need():
     in_default_run = {name for name in PEERS if get_impl(name).in_default_run}
-    assert in_default_run == {"onnxruntime", "onnxruntime-int8", "openvino", "torch-compile", "executorch"}
-    assert set(PEERS) - in_default_run == {"onnxruntime-sum", "openvino-padded", "executorch-padded"}  # the forms before
+    assert in_default_run == {"onnxruntime", "onnxruntime-int8", "openvino", "aotinductor", "executorch"}
+    # each form of `onnxruntime` alone, the forms before, and inductor compiled in the process that runs it
+    assert set(PEERS) - in_default_run == {"onnxruntime-bmm", "onnxruntime-csr", "onnxruntime-sum", "openvino-padded",
+                                           "executorch-padded", "torch-compile"}
     assert get_impl("openvino").missing() is None  # installed here (CI installs the extras)
     assert not get_impl("onnxruntime-int8").exact
 
@@ -218,6 +220,50 @@ def test_onnxruntime_takes_numpy_views_of_the_padded_tensors():
     ids, weights = make_variant("onnxruntime", model, bags).inputs(bags)
     assert isinstance(ids, np.ndarray) and ids.dtype == np.int64 and weights.dtype == np.float32
     assert ids.shape == (len(bags), int(bags.nnz_per_row.max()))
+
+
+def test_every_float_runtime_gives_dense_logits_on_a_small_model_whole_and_one_row_at_a_time():
+    model, bags = small_model()
+    reference = predict_logits(make_variant("dense", model, bags), bags)
+    for impl in FLOAT_PEERS:
+        variant = make_variant(impl, model, bags)
+        assert torch.allclose(predict_logits(variant, bags), reference, rtol=0, atol=1e-5), impl
+        assert torch.allclose(one_at_a_time(variant, bags), reference, rtol=0, atol=1e-5), impl
+
+
+def test_onnxruntime_runs_its_csr_model_from_csr_from_rows_on_and_the_padded_one_below(monkeypatch):
+    from sst2mlp.impls import onnx_runtime
+
+    model, bags = small_model()
+    variant = make_variant("onnxruntime", model, bags)
+    assert sorted(variant.module.files) == ["model-csr.onnx", "model.onnx"]  # it ships both
+    monkeypatch.setattr(onnx_runtime, "CSR_FROM_ROWS", 3)
+    below, at = variant.inputs(bags.rows(0, 2)), variant.inputs(bags.rows(0, 3))
+    assert isinstance(below[0], np.ndarray) and below[0].shape == below[1].shape  # (ids, weights), padded
+    assert at[0].is_sparse_tensor() and at[1] == 3  # the count rows as one CSR SparseTensor, and the batch's rows
+    reference = predict_logits(make_variant("dense", model, bags), bags)
+    assert torch.allclose(variant(*at), reference[:3], rtol=0, atol=1e-5)
+    assert torch.allclose(variant(*below), reference[:2], rtol=0, atol=1e-5)
+
+
+def test_onnxruntimes_csr_form_gives_a_batch_of_a_multiple_of_64_rows_one_more_row_and_returns_the_batchs_logits():
+    model, _ = small_model()
+    bags = featurize(SENTENCES * 32, Vocabulary.build(SENTENCES))  # 192 rows, 3 x 64
+    variant = make_variant("onnxruntime-csr", model, bags)
+    counts, rows = variant.inputs(bags)
+    assert counts.as_sparse_tensor().dense_shape() == [193, bags.vocab_size] and rows == 192
+    assert torch.allclose(predict_logits(variant, bags), predict_logits(model, bags), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["onnxruntime-csr", "openvino", "aotinductor"])
+def test_a_batch_without_any_word_gives_each_rows_bias_logit(impl):
+    """ONNX Runtime refuses a CSR matrix without entries and OpenVINO's bag op returns garbage without indices: the
+    inputs stand in an entry that adds zero."""
+    model, _ = small_model()
+    empty = featurize(["", "", ""], Vocabulary.build(SENTENCES))
+    variant = make_variant(impl, model, empty)
+    assert len(empty.indices) == 0
+    assert torch.allclose(predict_logits(variant, empty), predict_logits(model, empty), rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow

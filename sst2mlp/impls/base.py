@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# count rows; (indices, offsets, counts); (ids, weights) padded per batch; (ids, a word listed once per count; row starts)
-INPUT_FORMS = ("dense", "bags", "padded", "repeated")
+# count rows; (indices, offsets, counts); (ids, weights) padded per batch; (ids, a word listed once per count; row
+# starts); the count rows as one CSR sparse tensor; padded or CSR by batch size
+INPUT_FORMS = ("dense", "bags", "padded", "repeated", "csr", "padded or csr")
 EXTRA_INSTALL = "pip install -c constraints.txt -e '.[{0}]' (or pip install 'sst2mlp[{0}]')"
 
 # How torch is pinned to the suite's thread count T and denormal mode (the suite's own impls and torch.compile).

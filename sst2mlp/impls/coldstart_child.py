@@ -11,7 +11,8 @@ time since it started the process (sst2mlp.contract.COLDSTART_PHASES):
     interpreter  process start to the first line of this module (Python itself, and `python -m`'s imports)
     imports      the impl's module and its runtime (torch, the runtime, the suite's model or kernel module)
     load         reading the shipped files into the runtime's objects (state_dict into a module, TorchScript file,
-                 ONNX bytes, OpenVINO IR, .pte program; for fused also loading the already-built kernel library)
+                 ONNX bytes, OpenVINO IR, .pte program, AOTInductor package; for fused also loading the already-built
+                 kernel library)
     prepare      what a runtime does before it can answer: session creation, compilation (for torch-compile the
                  call that compiles, on the same input), building the kernel object
     first        the first inference, on one example

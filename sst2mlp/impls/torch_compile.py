@@ -1,15 +1,24 @@
-"""`torch-compile`: the sparse model through torch.compile (inductor, CPU, mode "default"). A compiled model is not
-saved: its users ship the state_dict and compile at load, which the coldstart group times."""
+"""PyTorch's inductor compiler, two ways:
+
+- `aotinductor`: the sparse model exported (torch.export) and compiled ahead of time into one package, model.pt2
+  (`torch._inductor.aoti_compile_and_package`), which a deployment loads with `aoti_load_package`: what PyTorch
+  documents for shipping a compiled model, and the faster form at batch 1 and 64 (docs/runtimes.md).
+- `torch-compile`, by name only: the sparse model through torch.compile (mode "default"), compiled in the process
+  that runs it. It is not saved: its users ship the state_dict and compile at load, which the coldstart group times.
+"""
 from __future__ import annotations
 
+import functools
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 
 from sst2mlp.reference.features import BagOfWords
 from sst2mlp.reference.model import MLP, convert
 
-from .base import Impl, RuntimeSettings
+from .base import Impl, RuntimeSettings, as_is
 from .cost import storage_bytes
 from .eager import STATE_FILE, load_state_dict, save_state_dict
 
@@ -105,7 +114,79 @@ def prepare(model: MLP, _settings: RuntimeSettings, inputs: tuple):
     return compiled
 
 
-IMPLS = (Impl("torch-compile", 100, input_form="bags", exact=True, skips_inactive_units=False, build=build, held_bytes=held_bytes,
-              files=(STATE_FILE,), save=save, load=load_state_dict(sparse=True), prepare=prepare, peer=True,
-              empty_model=empty_model,
-              forget=forget_compiled_graphs),)
+PACKAGE_FILE = "model.pt2"
+
+
+class AotInductorForward:
+    """The sparse model compiled ahead of time: (indices, offsets, counts) -> logits, loaded from its package."""
+
+    def __init__(self, package: bytes, constant_bytes: int):
+        self.package, self.constant_bytes = package, constant_bytes
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / PACKAGE_FILE
+            path.write_bytes(package)
+            self.loaded = load_package(path)
+
+    def __call__(self, indices: torch.Tensor, offsets: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return self.loaded(indices, offsets, counts)
+
+
+def compile_package(module: torch.nn.Module, inputs: tuple) -> bytes:
+    """torch.export of a module of the sparse model's arguments (indices, offsets, counts), every axis dynamic,
+    compiled by AOTInductor into a package's bytes. The rows axis is exported size-oblivious: export would otherwise
+    assume that a batch has at least two rows (it takes 0 and 1 for special sizes) and a batch of one would need a
+    second package."""
+    import torch.fx.experimental._config as fx_config
+
+    words, starts = torch.export.Dim("words", min=1), torch.export.Dim("row_starts", min=2)
+    shapes = ({0: words}, {0: starts}, {0: words})
+    with warnings.catch_warnings(), fx_config.patch(backed_size_oblivious=True), torch.inference_mode(False), \
+            torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+        warnings.simplefilter("ignore")
+        # MLP.forward takes *inputs: its shapes are those of one argument, the tuple
+        program = torch.export.export(module, inputs, dynamic_shapes=(shapes,) if isinstance(module, MLP) else shapes)
+        path = torch._inductor.aoti_compile_and_package(program, package_path=str(Path(folder) / PACKAGE_FILE))
+        return Path(path).read_bytes()
+
+
+def load_package(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch._inductor.aoti_load_package(str(path))
+
+
+def build_aot(trained: MLP, _example: BagOfWords, _settings: RuntimeSettings) -> AotInductorForward:
+    model = convert(trained, sparse=True).eval()
+    constant_bytes = storage_bytes([*model.parameters(), *model.buffers()])  # the package's constants: these weights
+    example_inputs = (torch.arange(4), torch.tensor([0, 2, 3, 4]), torch.ones(4))  # 3 rows: any shape will do
+    return AotInductorForward(compile_package(model, example_inputs), constant_bytes)
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_package() -> bytes:
+    """RowCounts compiled as the model is (the same for every configuration: compiled once per process)."""
+    words = 14
+    return compile_package(RowCounts(), (torch.arange(words), torch.tensor([0, 7, words]), torch.ones(words)))
+
+
+def empty_aot_model(_settings: RuntimeSettings) -> tuple:
+    words = 14
+    return AotInductorForward(_empty_package(), 0), (torch.arange(words), torch.tensor([0, words]), torch.ones(words))
+
+
+def save_package(forward: AotInductorForward, folder: Path) -> None:
+    (folder / PACKAGE_FILE).write_bytes(forward.package)
+
+
+def load_aot(folder: Path, _config: dict):
+    return load_package(folder / PACKAGE_FILE)
+
+
+IMPLS = (
+    Impl("aotinductor", 100, input_form="bags", exact=True, skips_inactive_units=False, build=build_aot,
+         held_bytes=lambda forward: forward.constant_bytes, files=(PACKAGE_FILE,), save=save_package, load=load_aot,
+         prepare=as_is, peer=True, empty_model=empty_aot_model),
+    Impl("torch-compile", 105, input_form="bags", exact=True, skips_inactive_units=False, build=build,
+         held_bytes=held_bytes, files=(STATE_FILE,), save=save, load=load_state_dict(sparse=True), prepare=prepare,
+         peer=True, empty_model=empty_model, forget=forget_compiled_graphs, in_default_run=False),
+)

@@ -62,7 +62,7 @@ class Suite:
 
     def measure_limits(self) -> None:
         """What the machine can do at each thread count of the run (sst2mlp.measure.limits), and each runtime's call floor:
-        a few seconds, once (ExecuTorch lowers its empty model, torch.compile compiles one)."""
+        a few seconds, once (ExecuTorch lowers its empty model, AOTInductor compiles one)."""
         try:
             extension = kernel.load_extension()
         except kernel.KernelUnavailable:
