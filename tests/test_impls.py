@@ -103,7 +103,7 @@ def test_every_impl_computes_the_dense_models_function_and_ships_what_it_holds(i
     model = MLP(2, 64, bags.vocab_size).eval()
     variant = make_variant(impl, model, bags)
     inputs = variant.inputs(bags)
-    assert len(inputs) == {"dense": 1, "bags": 3, "padded": 2, "repeated": 2, "csr": 2, "padded or csr": 2}[record.input_form]
+    assert len(inputs) == {"dense": 1, "bags": 3, "padded": 2, "repeated": 2, "csr": 4, "padded or csr": 2}[record.input_form]
     tolerance = 1e-5 if record.exact else 0.05
     reference = predict_logits(model, bags)
     one_at_a_time = torch.cat([predict_logits(variant, bags.rows(i, i + 1)) for i in range(len(bags))])

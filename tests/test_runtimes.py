@@ -240,7 +240,7 @@ def test_onnxruntime_runs_its_csr_model_from_csr_from_rows_on_and_the_padded_one
     monkeypatch.setattr(onnx_runtime, "CSR_FROM_ROWS", 3)
     below, at = variant.inputs(bags.rows(0, 2)), variant.inputs(bags.rows(0, 3))
     assert isinstance(below[0], np.ndarray) and below[0].shape == below[1].shape  # (ids, weights), padded
-    assert at[0].is_sparse_tensor() and at[1] == 3  # the count rows as one CSR SparseTensor, and the batch's rows
+    assert len(at) == 4 and at[3] == 3 and len(at[2]) == 4  # (counts, ids, row starts, rows): CSR
     reference = predict_logits(make_variant("dense", model, bags), bags)
     assert torch.allclose(variant(*at), reference[:3], rtol=0, atol=1e-5)
     assert torch.allclose(variant(*below), reference[:2], rtol=0, atol=1e-5)
@@ -250,8 +250,8 @@ def test_onnxruntimes_csr_form_gives_a_batch_of_a_multiple_of_64_rows_one_more_r
     model, _ = small_model()
     bags = featurize(SENTENCES * 32, Vocabulary.build(SENTENCES))  # 192 rows, 3 x 64
     variant = make_variant("onnxruntime-csr", model, bags)
-    counts, rows = variant.inputs(bags)
-    assert counts.as_sparse_tensor().dense_shape() == [193, bags.vocab_size] and rows == 192
+    _counts, _ids, starts, rows = variant.inputs(bags)
+    assert len(starts) == 194 and starts[-1] == starts[-2] and rows == 192
     assert torch.allclose(predict_logits(variant, bags), predict_logits(model, bags), rtol=0, atol=1e-5)
 
 

@@ -1,6 +1,6 @@
 """The ONNX Runtime impls, each an InferenceSession on its CPU provider:
 
-- `onnxruntime`: chosen by batch size, the fastest exact form at each (docs/runtimes.md): below CSR_FROM_ROWS rows
+- `onnxruntime`: chosen by batch size, the faster exact form at each (docs/runtimes.md): below CSR_FROM_ROWS rows
   the GatheredMLP (sst2mlp.impls.gathered) with the "bmm" input layer (one batched MatMul) on padded word ids; from
   CSR_FROM_ROWS rows on, the CSR model, whose input layer is onnxruntime's `com.microsoft.SparseToDenseMatMul` of the
   batch's count rows (a SparseTensor in CSR form) with the input table. It holds both sessions and ships both files.
@@ -21,9 +21,9 @@ ONNX_FILE = "model.onnx"  # the name gathered.ONNX_FILE gives the export (not im
 CSR_FILE = "model-csr.onnx"
 ONNX_OUTPUT = "logits"
 CSR_INPUT = "counts"
-# From this many rows on, `onnxruntime` runs the CSR model: the two forms cross between 257 and 384 rows at the
+# From this many rows on, `onnxruntime` runs the CSR model: the two forms cross between 512 and 576 rows at the
 # baseline on the Zen 4 VM (interleaved, docs/runtimes.md, "Each runtime at its own best").
-CSR_FROM_ROWS = 320
+CSR_FROM_ROWS = 544
 # SparseToDenseMatMul (onnxruntime 1.32, Eigen) is 1.7-5x slower when the rows are a multiple of 64 (at the baseline:
 # 28.9 us a row at 512 rows, 5.5 with one more row); such a batch is given one more row, without words.
 SLOW_ROWS_MULTIPLE = 64
@@ -74,23 +74,31 @@ class OnnxRuntimeForward:
 
 
 class CsrForward(OnnxRuntimeForward):
-    """An InferenceSession on the CSR model: (the count rows as one SparseTensor OrtValue, the batch's rows) -> the
-    batch's logits (the matrix may have one more row: `csr_counts`). A sparse input goes only through
-    run_with_ort_values (run() takes dense arrays)."""
+    """An InferenceSession on the CSR model: (counts, word ids, row starts, rows) as numpy arrays -> the batch's
+    logits. The arrays become one SparseTensor OrtValue in the call, as run() turns numpy arrays into OrtValues in
+    its call (a sparse input goes only through run_with_ort_values); the matrix may have one more row than the batch
+    (`csr_counts`)."""
 
     file_name = CSR_FILE
 
     def __init__(self, model: bytes, settings: RuntimeSettings):
+        import onnxruntime
+
         super().__init__(model, settings)
         self._run = self.session.run_with_ort_values
+        self._vocab_size = self.session.get_inputs()[0].shape[1]
+        self._sparse, self._value = onnxruntime.SparseTensor.sparse_csr_from_numpy, onnxruntime.OrtValue.ort_value_from_sparse_tensor
+        self._cpu = onnxruntime.OrtDevice.make("cpu", 0)
 
-    def __call__(self, counts, rows: int) -> np.ndarray:
-        return self._run(self._outputs, {CSR_INPUT: counts})[0].numpy()[:rows]
+    def __call__(self, counts: np.ndarray, ids: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        shape = np.array([len(starts) - 1, self._vocab_size], dtype=np.int64)
+        matrix = self._value(self._sparse(shape, counts, ids, starts, self._cpu))  # views of the arrays, no copy
+        return self._run(self._outputs, {CSR_INPUT: matrix})[0].numpy()[: int(rows)]
 
 
 class ByBatchSize:
     """`onnxruntime`: the padded (bmm) session below CSR_FROM_ROWS rows, the CSR session from there on. Its inputs
-    say which: (ids, weights) as arrays or (counts, rows), as `inputs_by_batch_size` made them for the batch."""
+    say which: (ids, weights) or (counts, ids, starts, rows), as `inputs_by_batch_size` made them for the batch."""
 
     def __init__(self, padded: OnnxRuntimeForward, csr: CsrForward):
         self.padded, self.csr = padded, csr
@@ -100,7 +108,7 @@ class ByBatchSize:
         return self.padded.files | self.csr.files
 
     def __call__(self, *inputs) -> np.ndarray:
-        return self.padded(*inputs) if isinstance(inputs[0], np.ndarray) else self.csr(*inputs)
+        return self.padded(*inputs) if len(inputs) == 2 else self.csr(*inputs)
 
 
 def csr_onnx(layers: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
@@ -147,21 +155,16 @@ def csr_layers(trained) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(zip(arrays[::2], arrays[1::2]))
 
 
-def csr_counts(_forward, bags) -> tuple:
-    """(the batch's count rows as one CSR SparseTensor OrtValue, its rows): the OrtValue holds views of the arrays,
-    with one more row, without words, when the rows are a multiple of SLOW_ROWS_MULTIPLE."""
-    import onnxruntime
-
-    counts, indices, starts = bags.counts.numpy(), bags.indices.numpy(), bags.offsets.numpy()
-    if len(indices) == 0:  # onnxruntime refuses a CSR matrix without entries: one explicit zero, which adds 0
-        counts, indices = np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.int64)
+def csr_counts(_forward, bags) -> tuple[np.ndarray, ...]:
+    """(counts, word ids, row starts, rows): the batch's count rows in CSR form (views where it can), with one more
+    row, without words, when the rows are a multiple of SLOW_ROWS_MULTIPLE."""
+    counts, ids, starts = bags.counts.numpy(), bags.indices.numpy(), bags.offsets.numpy()
+    if len(ids) == 0:  # onnxruntime refuses a CSR matrix without entries: one explicit zero, which adds 0
+        counts, ids = np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.int64)
         starts = np.minimum(np.arange(len(bags) + 1, dtype=np.int64), 1)
     if len(bags) % SLOW_ROWS_MULTIPLE == 0:
         starts = np.append(starts, starts[-1])
-    shape = np.array([len(starts) - 1, bags.vocab_size], dtype=np.int64)
-    sparse = onnxruntime.SparseTensor.sparse_csr_from_numpy(shape, counts, indices, starts,
-                                                           onnxruntime.OrtDevice.make("cpu", 0))
-    return onnxruntime.OrtValue.ort_value_from_sparse_tensor(sparse), len(bags)
+    return counts, ids, starts, np.array(len(bags), dtype=np.int64)
 
 
 def inputs_by_batch_size(forward: ByBatchSize, bags) -> tuple:

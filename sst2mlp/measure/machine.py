@@ -39,13 +39,50 @@ def torch_build_info() -> dict[str, str]:
     return {name: match.group(1).strip() for name, match in found.items() if match}
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+# ARM's part numbers (/proc/cpuinfo's "CPU part" when "CPU implementer" is 0x41) of the cores of common boards
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+             "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd49": "Neoverse-N2",
+             "0xd4f": "Neoverse-V2"}
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's name: x86's "model name"; on ARM, which reports none, the core's name from its part number; under an
+    emulator, the emulated CPU and the host's."""
+    fields = _cpuinfo_fields(cpuinfo)
+    emulated = emulator(cpuinfo=cpuinfo)
+    if emulated:
+        return emulated
+    if "model name" in fields:
+        return fields["model name"]
+    if fields.get("CPU implementer") == "0x41" and fields.get("CPU part") in ARM_CORES:
+        return f"ARM {ARM_CORES[fields['CPU part']]}"
     return platform.processor() or platform.machine()
+
+
+def _cpuinfo_fields(cpuinfo: Path) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty if there is none)."""
+    fields = {}
+    text = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else ""
+    for line in text.splitlines():
+        name, separator, value = line.partition(":")
+        if separator and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def emulator(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo"), environ=os.environ) -> str | None:
+    """What emulates this process's CPU, or None when it runs natively. qemu-user runs an ARM program on an x86 host
+    and passes the host's /proc/cpuinfo through (qemu 7.2): an aarch64 process that reads an x86 CPU's fields is
+    emulated, and timings under emulation say nothing about either CPU."""
+    machine = (machine or platform.machine()).lower()
+    fields = _cpuinfo_fields(cpuinfo)
+    x86_host = "vendor_id" in fields or ("model name" in fields and "CPU implementer" not in fields)
+    if not (machine.startswith(("aarch64", "arm")) and x86_host):
+        return None
+    emulated = environ.get("QEMU_CPU", "qemu's default CPU")
+    return f"{machine} {emulated} emulated (qemu-user) on {fields.get('model name', 'an x86 CPU')}"
 
 
 DENORMAL_MODES = ("flush", "keep")
@@ -140,6 +177,7 @@ def update_machine_info(machine_info: dict, threads: tuple[int, ...], impls: tup
     machine_info["runtimes"] = runtime_info(impls, threads, denormals.get("mode", "flush") == "flush")
     machine_info["denormals"] = denormals
     machine_info["cpu_model"] = cpu_model()
+    machine_info["emulated"] = emulator()  # None natively; then the timings mean nothing
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["cores_available"] = available_cores()  # the process's CPU affinity
     if load is not None:

@@ -3,9 +3,14 @@ input table (csrc/sparse_rows_adam.cpp), built at first use, then cached by torc
 
 torch.utils.cpp_extension compiles it with the machine's C++ compiler and ninja
 (~30 s once; later sessions load the cached library from $TORCH_EXTENSIONS_DIR,
-by default ~/.cache/torch_extensions). It is compiled for the CPU it runs on
-(-march=native), so the cached library's name carries a hash of that CPU's
-instruction-set flags: machines sharing a home folder do not load each other's.
+by default ~/.cache/torch_extensions). Its vector code path is chosen at build
+time (`compiler_flags`): on x86-64 it is compiled for the CPU it runs on
+(-march=native: AVX-512 or AVX2), on aarch64 for ARMv8-A, whose NEON vectors of
+4 floats every 64-bit ARM core has (a Raspberry Pi 4 or 5 included), and with
+SST2MLP_KERNEL_PATH=portable on any CPU without target flags: the same 4-float
+code, which is how x86 tests check the ARM path's arithmetic. The cached
+library's name carries a hash of the CPU's instruction-set flags and the
+compiler flags: machines sharing a home folder do not load each other's.
 """
 from __future__ import annotations
 
@@ -20,7 +25,29 @@ from pathlib import Path
 
 SOURCES = (Path(__file__).parent / "csrc" / "fused_mlp.cpp", Path(__file__).parent / "csrc" / "sparse_rows_adam.cpp")
 SOURCE = SOURCES[0]  # the module (the fused kernel, and the bindings of the rest)
-COMPILER_FLAGS = ("-O3", "-march=native", "-fno-math-errno")  # no errno: sqrt vectorizes
+BASE_FLAGS = ("-O3", "-fno-math-errno")  # no errno: sqrt vectorizes
+KERNEL_PATH_VARIABLE = "SST2MLP_KERNEL_PATH"
+KERNEL_PATHS = ("native", "portable")
+X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def kernel_path(environ=os.environ) -> str:
+    """"native" (the default: the best vectors of this CPU the build can target) or "portable" (the compiler's
+    default target: 4-float vectors, SSE2 on x86-64, NEON on aarch64)."""
+    path = environ.get(KERNEL_PATH_VARIABLE, "native")
+    if path not in KERNEL_PATHS:
+        raise KernelUnavailable(f"${KERNEL_PATH_VARIABLE}={path!r}: expected one of {', '.join(KERNEL_PATHS)}")
+    return path
+
+
+def compiler_flags(machine: str | None = None, path: str | None = None) -> tuple[str, ...]:
+    """-march=native on x86-64 (natively), nothing more elsewhere: an ARM compiler's -march=native or -mcpu=native
+    is refused by some compilers and, under an emulator, detects the host's CPU; GCC's and Clang's aarch64 default
+    (ARMv8-A) has NEON, which the kernel's 4-float vectors compile to."""
+    machine = (machine or platform.machine()).lower()
+    if (path or kernel_path()) == "native" and machine in X86:
+        return (*BASE_FLAGS, "-march=native")
+    return BASE_FLAGS
 
 
 LOCK_WAIT_SECONDS = 120.0  # a build takes about 30 s; a lock older than this wait is taken for an interrupted build's
@@ -103,13 +130,14 @@ def _build(folder: Path):
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     folder.mkdir(parents=True, exist_ok=True)
     wait_for_lock(folder)
-    return cpp_extension.load(folder.name, [str(source) for source in SOURCES], extra_cflags=list(COMPILER_FLAGS), build_directory=str(folder),
-                              verbose=False)
+    return cpp_extension.load(folder.name, [str(source) for source in SOURCES], extra_cflags=list(compiler_flags()),
+                              build_directory=str(folder), verbose=False)
 
 
-def extension_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """sst2mlp_fused_mlp_<hash of the CPU's instruction-set flags>: a -march=native build runs only on such a CPU."""
-    description = platform.machine()
+def extension_name(cpuinfo: Path = Path("/proc/cpuinfo"), flags: tuple[str, ...] | None = None) -> str:
+    """sst2mlp_fused_mlp_<hash of the CPU's instruction-set flags and the compiler flags>: a -march=native build runs
+    only on such a CPU, and a portable build is another library."""
+    description = platform.machine() + " ".join(compiler_flags() if flags is None else flags)
     if cpuinfo.exists():
         lines = cpuinfo.read_text(errors="replace").splitlines()
         description += next((line for line in lines if line.startswith(("flags", "Features"))), "")
@@ -123,4 +151,8 @@ def build_info() -> dict:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as error:
         version = f"unavailable ({error})"
-    return {"compiler": compiler, "compiler_version": (version.splitlines() or ["unknown"])[0], "flags": list(COMPILER_FLAGS)}
+    info = {"compiler": compiler, "compiler_version": (version.splitlines() or ["unknown"])[0],
+            "flags": list(compiler_flags()), "path": kernel_path()}
+    if isinstance(_loaded, Exception) or _loaded is None:
+        return info
+    return info | {"vectors": _loaded.vectors, "floats_per_vector": _loaded.floats_per_vector}

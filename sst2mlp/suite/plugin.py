@@ -14,7 +14,8 @@ from pytest_benchmark.utils import get_commit_info, safe_dumps
 from sst2mlp import contract
 from sst2mlp.impls.base import RuntimeUnavailable
 from sst2mlp.impls.registry import IMPLS
-from sst2mlp.measure.machine import available_cores, busy_warning, machine_load, set_denormals, torch_threads, update_machine_info
+from sst2mlp.measure.machine import (available_cores, busy_warning, emulator, machine_load, set_denormals, torch_threads,
+                                    update_machine_info)
 from sst2mlp.native.kernel import KernelUnavailable
 from sst2mlp.reference.data import DATA_DIR_ENV, DataError, resolve_data_dir
 from sst2mlp.reference.model import ModelConfig
@@ -274,7 +275,9 @@ class RunHooks:
                                       terminal=bool(reporter.isatty), min_other_seconds=config.stash[OPTIONS_KEY].min_time,
                                       min_coldstart_seconds=PROCESS_START_SECONDS * (config.stash[OPTIONS_KEY].coldstart_rounds + ROUNDS_WARMUP))
         cores = available_cores()
-        for warning in (busy_warning(self.load, cores), _oversubscribed(config.stash[OPTIONS_KEY].threads, cores)):
+        emulated = emulator()
+        emulation = emulated and f"this process runs emulated ({emulated}): its timings say nothing about a real CPU"
+        for warning in (emulation, busy_warning(self.load, cores), _oversubscribed(config.stash[OPTIONS_KEY].threads, cores)):
             if warning:
                 config.issue_config_time_warning(pytest.PytestWarning(f"sst2mlp: {warning}"), stacklevel=2)
 

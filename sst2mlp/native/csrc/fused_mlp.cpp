@@ -39,10 +39,24 @@ constexpr int64_t kFloatsPerLine = 16;  // a 64-byte cache line
 // 16-float vector on AVX2 made the kernel 8x slower than TorchScript at batch 64 on a Zen 3 VM).
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
+constexpr const char* kVectors = "avx512";
 #elif defined(__AVX__)
 constexpr int kLanes = 8;
+constexpr const char* kVectors = "avx2";
 #else
+// 4 floats: NEON on aarch64, SSE2 on x86-64 without target flags (the portable build), the compiler's own elsewhere
 constexpr int kLanes = 4;
+#if defined(__aarch64__) || defined(__ARM_NEON)
+constexpr const char* kVectors = "neon";
+#else
+constexpr const char* kVectors = "generic";
+#endif
+#endif
+// A register constraint for a vector, in fma_peak's empty asm: SSE/AVX registers on x86, SIMD registers on ARM.
+#if defined(__aarch64__)
+#define VECTOR_REGISTER "+w"
+#else
+#define VECTOR_REGISTER "+x"
 #endif
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 // Loads and stores through an unaligned, aliasing vector type: with memcpy into arrays of Vec, GCC 12 kept the
@@ -531,7 +545,7 @@ int64_t fma_peak(int64_t iterations) {
       for (int c = 0; c < kPeakChains; ++c) acc[c] = a * static_cast<float>(c + 1);
       for (int64_t i = 0; i < iterations; ++i) {
         for (int c = 0; c < kPeakChains; ++c) acc[c] = fused_multiply_add(acc[c], m, a);
-        asm volatile("" : "+x"(m));  // m may change each iteration: the chains stay multiply-adds, not folded away
+        asm volatile("" : VECTOR_REGISTER(m));  // m may change each iteration: the chains stay multiply-adds, not folded away
       }
       Vec sum = {};
       for (int c = 0; c < kPeakChains; ++c) sum += acc[c];
@@ -607,6 +621,8 @@ at::Tensor allocation_floor(const at::Tensor& indices, const at::Tensor& offsets
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("batched_rows") = kBatchedRows;
+  m.attr("vectors") = kVectors;  // the code path compiled: avx512, avx2, neon or generic
+  m.attr("floats_per_vector") = kLanes;
   m.def("uses_blocks", &uses_blocks, pybind11::arg("rows"), pybind11::arg("num_layers"));
   m.def("sparse_rows_adam_", &sparse_rows_adam_, pybind11::arg("param"), pybind11::arg("exp_avg"),
         pybind11::arg("exp_avg_sq"), pybind11::arg("indices"), pybind11::arg("values"), pybind11::arg("lr"),
