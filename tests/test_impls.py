@@ -1,8 +1,13 @@
 import math
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from helpers import run_pytest
 from sst2mlp import MLP, FeatureCache, TrainConfig, Vocabulary, accuracy, featurize, predict_logits, train
 from sst2mlp.impls.base import RuntimeSettings
 from sst2mlp.impls.registry import IMPLS, REGISTRY, Variant, get_impl, make_variant
@@ -264,3 +269,31 @@ def test_a_stale_build_lock_is_named_after_a_bounded_wait(tmp_path):
     with pytest.raises(kernel.KernelUnavailable, match=rf"the build lock {tmp_path / 'lock'} is still there after 120 s"):
         kernel.wait_for_lock(tmp_path, sleep=lambda seconds: None, clock=lambda: next(clock))
     kernel.wait_for_lock(tmp_path / "elsewhere")  # no lock: returns at once
+
+
+def test_the_kernel_is_built_for_the_cpu_on_x86_and_for_armv8_neon_on_aarch64(monkeypatch):
+    assert "-march=native" in kernel.compiler_flags("x86_64", "native")
+    assert not any(flag.startswith(("-march", "-mcpu")) for flag in kernel.compiler_flags("aarch64", "native"))
+    assert not any(flag.startswith("-march") for flag in kernel.compiler_flags("x86_64", "portable"))
+    monkeypatch.setenv(kernel.KERNEL_PATH_VARIABLE, "neon-please")
+    with pytest.raises(kernel.KernelUnavailable, match=r"\$SST2MLP_KERNEL_PATH='neon-please': expected one of native, portable"):
+        kernel.kernel_path()
+    assert kernel.extension_name(flags=kernel.compiler_flags("x86_64", "portable")) != kernel.extension_name(
+        flags=kernel.compiler_flags("x86_64", "native"))  # a portable build is a library of its own
+
+
+@pytest.mark.slow
+def test_the_portable_kernel_the_arm_build_compiles_passes_the_kernels_own_tests(tmp_path):
+    """The 4-float code that aarch64 compiles to NEON, built here without target flags (SSE2) into a folder of its
+    own: the fused impls' tests (every batch size against dense, the blocked path against the row path, int8) and the
+    sparse trainer's Adam step bit for bit, run against that build."""
+    env = {**os.environ, kernel.KERNEL_PATH_VARIABLE: "portable", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    run = run_pytest("tests/test_impls.py", "tests/test_training.py", "-q", "-k", "fused or sparse_gradient_adam",
+                     env=env, timeout=900)
+    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
+    info = subprocess.run([sys.executable, "-c", "from sst2mlp.native import kernel; kernel.load_extension(); "
+                           "i = kernel.build_info(); print(i['vectors'], i['floats_per_vector'], *i['flags'])"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    vectors, floats, *flags = info.stdout.split()
+    assert (vectors, floats) == ("generic" if platform.machine() == "x86_64" else "neon", "4"), info.stderr[-2000:]
+    assert not any(flag.startswith("-march") for flag in flags)

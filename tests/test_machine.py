@@ -1,3 +1,5 @@
+import json
+import platform
 import subprocess
 import sys
 
@@ -86,3 +88,49 @@ def test_busy_machine_warnings_name_the_cause():
     warning = busy_warning(busy, cores=2)
     assert "load average 2.7" in warning and "12.0% of the CPU time stolen" in warning and "60.0%" in warning
     assert busy_warning({"load_average": None, "steal_percent": None, "busy_percent": None}, cores=2) is None
+
+
+X86_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse sse2 avx2\n"
+PI5_CPUINFO = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes crc32 asimddp\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n"
+
+
+def test_an_arm_process_that_reads_an_x86_cpus_fields_is_emulated_and_says_by_what(tmp_path):
+    from sst2mlp.measure.machine import emulator
+
+    x86, pi5 = tmp_path / "x86", tmp_path / "pi5"
+    x86.write_text(X86_CPUINFO)
+    pi5.write_text(PI5_CPUINFO)
+    said = emulator("aarch64", x86, environ={"QEMU_CPU": "cortex-a72"})
+    assert said == "aarch64 cortex-a72 emulated (qemu-user) on AMD EPYC"
+    assert "qemu's default CPU" in emulator("aarch64", x86, environ={})
+    assert emulator("x86_64", x86, environ={}) is None  # natively on x86
+    assert emulator("aarch64", pi5, environ={}) is None  # natively on a board
+    assert emulator("aarch64", tmp_path / "missing", environ={}) is None
+
+
+def test_an_arm_cores_name_comes_from_its_part_number(tmp_path):
+    from sst2mlp.measure.machine import cpu_model
+
+    pi5, pi4, x86 = tmp_path / "pi5", tmp_path / "pi4", tmp_path / "x86"
+    pi5.write_text(PI5_CPUINFO)
+    pi4.write_text(PI5_CPUINFO.replace("0xd0b", "0xd08"))
+    x86.write_text(X86_CPUINFO)
+    assert cpu_model(pi5) == "ARM Cortex-A76" and cpu_model(pi4) == "ARM Cortex-A72"
+    if platform.machine() == "x86_64":
+        assert cpu_model(x86) == "AMD EPYC"
+
+
+@pytest.mark.slow
+def test_the_torch_free_runtimes_start_from_their_shipped_files_without_torch(tmp_path):
+    """What a CPU where torch cannot run (a Pi 4 with torch 2.13) can still do: ONNX Runtime and OpenVINO loaded from
+    files shipped elsewhere, each cold start's logit the one it gave where it was shipped."""
+    from sst2mlp.suite import shipped_check
+
+    shipped = shipped_check.ship(tmp_path)
+    assert {"onnxruntime", "onnxruntime-int8", "openvino"} <= set(shipped) and "dense" not in shipped
+    expected = tmp_path / "onnxruntime" / shipped_check.EXPECTED_FILE
+    results = shipped_check.load(tmp_path)
+    assert [name for name, _, _ in results] == sorted(shipped) and all(passed for _, passed, _ in results), results
+    wrong = json.loads(expected.read_text()) | {"logit": json.loads(expected.read_text())["logit"] + 1}
+    expected.write_text(json.dumps(wrong))  # a logit the cold start does not give is caught
+    assert not dict((name, passed) for name, passed, _ in shipped_check.load(tmp_path))["onnxruntime"]

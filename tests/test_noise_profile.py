@@ -94,3 +94,23 @@ def test_a_profile_from_another_cpu_is_used_with_a_note(tmp_path):
     assert any("was measured on Some Other CPU" in note and "sst2mlp-report calibrate" in note for note in notes)
     assert not any(v.verdict == SLOWER for v in verdicts)
     assert not any("was measured on" in note for note in compare(NEW, NEW, profile=profile)[1])
+
+
+def test_calibrate_update_replaces_the_kinds_its_runs_hold_and_keeps_the_rest(tmp_path):
+    baseline = json.loads(NEW.read_text())
+    apart = write(tmp_path, "apart.json", changed(baseline, {FUSED}, factor=1.2))
+    old = calibrate([NEW, NEW_AGAIN])
+    old_path = old.save(tmp_path / "old.json")
+    newer = calibrate([NEW, apart])
+    updated = load_profile(old_path).updated_by(newer)
+    assert updated.allowances == old.allowances | newer.allowances
+    assert updated.allowances["inference/fused/B1"] == pytest.approx(0.44)  # the newer runs' spread
+    assert updated.runs[: len(old.runs)] == old.runs and updated.runs[-1]["kinds"] == sorted(newer.allowances)
+    out = tmp_path / "updated.json"
+    assert main(["calibrate", str(NEW), str(apart), "--update", str(old_path), "--out", str(out)]) == 0
+    assert load_profile(out).allowances == updated.allowances
+    other_cpu = json.loads(NEW.read_text())
+    other_cpu["machine_info"]["cpu_model"] = "another CPU"
+    runs = [write(tmp_path, name, other_cpu) for name in ("c.json", "d.json")]
+    with pytest.raises(ReportError, match="expected runs of the profile's CPU at its margin"):
+        load_profile(old_path).updated_by(calibrate(runs))

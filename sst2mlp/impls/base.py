@@ -57,6 +57,7 @@ class Impl:
     scales_input_rows: bool = False  # an int8 input table: one extra multiply per word present (count x row scale)
     table_weight_bytes: int = 4  # bytes per weight of the input table it holds (1: int8)
     int8_products: bool = False  # its matrix products run in int8 (its floor counts them at the int8 rate)
+    weight_copies: int = 1  # copies of the weights it holds, one per form it chooses between; a call reads one
     # its runtime's call floor: (settings) -> (a forward of an empty model through the same call path, its inputs);
     # None for the suite's own impls, whose floor is the extension's (sst2mlp.measure.limits)
     empty_model: Callable[[RuntimeSettings], tuple[Forward, tuple]] | None = None

@@ -36,7 +36,9 @@ def bytes_read(impl: Impl, model: MLP, model_bytes: int, batches: list[BagOfWord
     """The least bytes one call must read, averaged over `batches`. A dense input layer reads every weight the impl
     holds and the dense count rows. With the words present: the table rows of the batch's distinct words, the inputs
     (an int64 id and a float count per word), and the rest of the weights; an impl that skips inactive units reads
-    only the rows of the hidden weights that some row of the batch has active."""
+    only the rows of the hidden weights that some row of the batch has active. `model_bytes` is what the impl holds:
+    of an impl that holds a copy of the weights per form, a call reads one."""
+    model_bytes = model_bytes / impl.weight_copies
     config = model.config
     hidden, vocab = config.hidden_size, config.vocab_size
     table = vocab * hidden * impl.table_weight_bytes

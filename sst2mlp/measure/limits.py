@@ -8,7 +8,8 @@ every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
 - the int8 peak, for the impls whose matrix products run in int8: the best of torch's dynamic int8 Linear at the
   same shapes and the core's u8 x s8 multiply-add limit (VNNI, or AVX2's pmaddubsw + pmaddwd: the instructions of
   fbgemm and ONNX Runtime's int8 kernels), and never below the float32 peak;
-- the read bandwidth (a sum over a buffer) of each level at its most favourable size: half the L2 cache; twice the
+- the read bandwidth (a sum over a buffer: the faster of torch.sum and the extension's loop of 8 vector accumulators)
+  of each level at its most favourable size: half the L2 cache; twice the
   L2 cache, the smallest buffer that must come from the L3 (on a VM whose L3 is shared with other tenants, a larger
   one measures the neighbours); and 4 times the L3 cache (memory). A call's bytes are read at the rate of the
   smallest level that holds the bytes it reads (a cache-aware roofline whose floor no call can beat: a copy rate at
@@ -99,10 +100,13 @@ def int8_matmul_gflops(m: int, k: int, n: int) -> float:
     return 2 * m * k * n / seconds / 1e9
 
 
-def read_gb_per_s(nbytes: int) -> float:
-    """Bytes per second (/ 1e9) at which torch.sum reads a float32 buffer of `nbytes`."""
+def read_gb_per_s(nbytes: int, extension=None) -> float:
+    """Bytes per second (/ 1e9) at which a float32 buffer of `nbytes` is read: the faster of torch.sum and the
+    extension's read loop (vector accumulators in registers), where there is one."""
     buffer = torch.ones(max(nbytes // 4, 16))  # the values do not matter, and filling 128 MB with random ones takes 0.2 s
     seconds = best_seconds(lambda: buffer.sum(), min_seconds=0.01)
+    if extension is not None:
+        seconds = min(seconds, best_seconds(lambda: extension.read_sum(buffer), min_seconds=0.01))
     return buffer.numel() * 4 / seconds / 1e9
 
 
@@ -120,10 +124,11 @@ def cache_sizes(folder: Path = CACHE_FOLDER) -> dict[str, int]:
     return sizes
 
 
-def bandwidths(caches: dict[str, int]) -> dict[str, float]:
+def bandwidths(caches: dict[str, int], extension=None) -> dict[str, float]:
     """Read rates of half the L2 cache, of twice the L2 cache (or half the L3 if that is smaller), and of 4 times the L3."""
     l3_size = min(2 * caches["l2"], caches["l3"] // 2)
-    return {"l2": read_gb_per_s(caches["l2"] // 2), "l3": read_gb_per_s(l3_size), "memory": read_gb_per_s(4 * caches["l3"])}
+    sizes = {"l2": caches["l2"] // 2, "l3": l3_size, "memory": 4 * caches["l3"]}
+    return {level: read_gb_per_s(size, extension) for level, size in sizes.items()}
 
 
 def call_floors(extension, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
@@ -197,7 +202,7 @@ def _one_round(shapes, caches: dict[str, int], extension):
     int8_peak = max(int8_matmul_gflops(m, k, n) for m, k, n in shapes)
     floors = call_floors(extension, example_call_inputs()) if extension is not None else (None, None)
     peaks = instruction_peaks(extension) if extension is not None else (None, None)
-    return rates, int8_peak, bandwidths(caches), floors, peaks
+    return rates, int8_peak, bandwidths(caches, extension), floors, peaks
 
 
 def read_rate(limits: MachineLimits, working_set: float) -> float:

@@ -57,6 +57,15 @@ class NoiseProfile:
             return self.allowances[key], "profile"
         return GROUP_NOISE.get(key.split("/")[0], 0.0), "group"
 
+    def updated_by(self, newer: NoiseProfile) -> NoiseProfile:
+        """This profile with the kinds `newer` holds taken from it (a new impl's, or a changed one's), the rest kept;
+        both must come from one CPU at one margin."""
+        if (newer.cpu, newer.margin) != (self.cpu, self.margin):
+            raise ReportError(f"the runs come from {newer.cpu} at margin {newer.margin:g}, the profile {self.path or ''} "
+                              f"from {self.cpu} at margin {self.margin:g}; expected runs of the profile's CPU at its margin")
+        runs = self.runs + [run | {"kinds": sorted(newer.allowances)} for run in newer.runs]
+        return NoiseProfile(self.allowances | newer.allowances, self.spreads | newer.spreads, self.cpu, self.margin, runs)
+
     def save(self, path: Path) -> Path:
         document = {key: value for key, value in asdict(self).items() if key != "path"}
         path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
@@ -131,6 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the profile to write (JSON); check reads it with --noise-profile")
     parser.add_argument("--margin", type=float, default=MARGIN, help=f"the allowance is (max/min)^margin - 1 of the spread seen (default {MARGIN:g})")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--update", type=Path, metavar="PROFILE",
+                        help="start from this profile: the kinds the runs hold replace its own, the rest are kept "
+                             "(after adding or changing an impl)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"--out {args.out} exists; pass --overwrite to replace it, or choose another file")
     try:
         profile = calibrate(args.runs, args.margin)
+        if args.update is not None:
+            profile = load_profile(args.update).updated_by(profile)
         profile.save(args.out)
     except ReportError as error:
         print(f"sst2mlp-report calibrate: error: {error}", file=sys.stderr)
@@ -151,5 +165,5 @@ def run(args: argparse.Namespace) -> int:
     width = max(map(len, profile.allowances))
     for key in sorted(profile.allowances):
         print(f"{key:{width}s}  spread {profile.spreads[key]:6.1%}  allowance {profile.allowances[key]:5.0%}")
-    print(f"wrote {args.out} ({len(profile.allowances)} kinds from {len(args.runs)} runs)")
+    print(f"wrote {args.out} ({len(profile.allowances)} kinds from {len(profile.runs)} runs)")
     return 0

@@ -14,8 +14,7 @@ from pytest_benchmark.utils import get_commit_info, safe_dumps
 from sst2mlp import contract
 from sst2mlp.impls.base import RuntimeUnavailable
 from sst2mlp.impls.registry import IMPLS
-from sst2mlp.measure.machine import (available_cores, busy_warning, emulator, machine_load, set_denormals, torch_threads,
-                                    update_machine_info)
+from sst2mlp.measure.machine import available_cores, busy_warning, emulator, machine_load, set_denormals, torch_threads, update_machine_info
 from sst2mlp.native.kernel import KernelUnavailable
 from sst2mlp.reference.data import DATA_DIR_ENV, DataError, resolve_data_dir
 from sst2mlp.reference.model import ModelConfig
