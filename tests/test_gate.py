@@ -9,8 +9,8 @@ from helpers import ROOT
 from sst2mlp.report import noise
 from sst2mlp.report.cli import main
 from sst2mlp.report.gate import FASTER, NO_SAMPLES, NOT_REPRODUCED, SLOW_PHASE, SLOWER, compare, fastest_half, with_slowdown
-from sst2mlp.report.profile import GROUP_NOISE, NoiseProfile, kind, load_profile
-from sst2mlp.report.runs import measured_while_slow
+from sst2mlp.report.profile import DEVELOPMENT_CPU, GROUP_NOISE, PACKAGED, NoiseProfile, kind, load_profile, packaged_profile
+from sst2mlp.report.runs import ReportError, measured_while_slow
 from sst2mlp.report.schema import upgrade
 
 FUSED = "test_inference[L2-H128-V1000-T1-fused-B1]"
@@ -171,10 +171,23 @@ def test_the_packaged_profile_covers_every_impl_and_batch_size_the_suite_times()
     how)."""
     from sst2mlp.impls.registry import DEFAULT_IMPLS
 
-    profile = load_profile()
     expected = {f"inference/{impl}/B1" for impl in DEFAULT_IMPLS} | {f"throughput/{impl}/B{b}" for impl in DEFAULT_IMPLS for b in (64, "dev")}
-    assert expected <= set(profile.allowances), sorted(expected - set(profile.allowances))
-    assert all(0 < value < 10 for value in profile.allowances.values()) and profile.cpu and len(profile.runs) >= 2
+    # The AMD EPYC profile was calibrated at 253f49e, before aotinductor joined the default run (9b25149): its kinds
+    # get the group allowance there until A/A runs on that CPU replace the profile (docs/gate.md)
+    not_yet = {"AMD EPYC": {key for key in expected if "/aotinductor/" in key}}
+    profiles = [load_profile(path) for path in sorted(PACKAGED.glob("*.json"))]
+    assert {profile.cpu for profile in profiles} >= {DEVELOPMENT_CPU, "Intel(R) Xeon(R) Processor"}
+    for profile in profiles:
+        assert expected - set(profile.allowances) == not_yet.get(profile.cpu, set()), profile.path
+        assert all(0 < value < 10 for value in profile.allowances.values()) and len(profile.runs) >= 2
+
+
+def test_the_gate_takes_the_packaged_profile_of_the_runs_cpu_else_the_development_vms(tmp_path):
+    for profile in (load_profile(path) for path in PACKAGED.glob("*.json")):
+        assert load_profile(cpu=profile.cpu).allowances == profile.allowances
+    assert load_profile(cpu="Some Other CPU").cpu == DEVELOPMENT_CPU
+    with pytest.raises(ReportError, match="holds no noise profile of AMD EPYC"):
+        packaged_profile("AMD EPYC", folder=tmp_path)
 
 
 def test_the_noise_study_counts_false_alarms_and_what_an_injected_slowdown_the_gate_catches(tmp_path):

@@ -44,6 +44,9 @@ def test_a_dense_input_reads_every_weight_and_a_sparse_one_only_the_rows_of_its_
     rows = 4 * 8 * 4  # the 4 distinct words of the batch
     assert IMPLS["sparse"].bytes_read(model, weights, [bags]) == weights - table + rows + 12 * 5
     assert IMPLS["fused"].bytes_read(model, weights, [bags]) <= IMPLS["sparse"].bytes_read(model, weights, [bags])  # inactive rows skipped
+    # ONNX Runtime by batch size holds a session per form, each with the weights: a call reads one of them
+    assert IMPLS["onnxruntime"].weight_copies == 2 and IMPLS["onnxruntime-bmm"].weight_copies == 1
+    assert IMPLS["onnxruntime"].bytes_read(model, 2 * weights, [bags]) == IMPLS["onnxruntime-bmm"].bytes_read(model, weights, [bags])
 
 
 def test_a_trainings_floor_is_every_steps_adam_update_plus_three_times_the_forward_flops_at_the_peak():
@@ -90,3 +93,19 @@ def test_the_peak_loops_report_the_operations_they_did():
     done = extension.fma_peak(1000)
     assert done > 0 and done % (1000 * 2 * torch.get_num_threads()) == 0
     assert extension.int8_peak(1000) % (1000 * 2) == 0
+
+
+def test_the_extensions_read_loop_sums_the_buffer_it_reads():
+    """The read bandwidth's second loop (8 vector accumulators over the threads) reads every element: its sum is the
+    buffer's, at a size with a tail shorter than one step."""
+    import torch
+
+    from sst2mlp.measure.limits import read_gb_per_s
+    from sst2mlp.native import kernel
+
+    extension = kernel.load_extension()
+    buffer = torch.arange(1, 100_003, dtype=torch.float32) % 7
+    assert extension.read_sum(buffer) == pytest.approx(float(buffer.double().sum()), rel=1e-9)
+    with pytest.raises(RuntimeError, match="contiguous 1-D float32"):
+        extension.read_sum(buffer.double())
+    assert read_gb_per_s(1 << 16, extension) > 0

@@ -24,7 +24,7 @@ from sst2mlp.stats import UNSTABLE_SPREAD
 from . import gate, noise, profile, tables
 from .claims import write_claims
 from .figures import FIGURES, write_figures
-from .profile import PACKAGED, load_profile
+from .profile import load_profile
 from .runs import ReportError, load_runs
 
 RESULTS = ("results.md", "results.csv", "claims.md")
@@ -137,9 +137,10 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
                         default=0.002, help="significance level of the U test (default: 0.002)")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare runs whose CPU, torch version, thread counts or denormal mode differ")
-    parser.add_argument("--noise-profile", type=Path, default=PACKAGED, metavar="JSON",
+    parser.add_argument("--noise-profile", type=Path, metavar="JSON",
                         help="between-run noise per group, impl and batch size when one baseline is given, made by "
-                             "sst2mlp-report calibrate (default: the development VMs' profile the suite ships)")
+                             "sst2mlp-report calibrate (default: the profile the suite ships for the new run's CPU, else its "
+                             "development VM's)")
     parser.add_argument("--confirm", type=Path, nargs="+", default=[], metavar="RUN",
                         help="runs of the new code measured again in fresh processes (all its benchmarks or some, such "
                              "as those --suspects lists): a timing change stands only where each of them shows it too")
@@ -153,7 +154,7 @@ def check(args: argparse.Namespace) -> int:
         args.parser.error("expected at least two runs: a baseline and the run to check")
     try:
         verdicts, notes = gate.compare(args.runs[:-1], args.runs[-1], args.threshold, args.alpha, args.allow_different_machines,
-                                       load_profile(args.noise_profile), confirm=args.confirm)
+                                       (load_profile(args.noise_profile) if args.noise_profile else None), confirm=args.confirm)
         if args.suspects is not None:
             _write_suspects(args.suspects, gate.suspect_ids(verdicts, args.runs[-1]))
     except ReportError as error:

@@ -217,7 +217,7 @@ def compare_documents(baselines: list[dict], new: dict, threshold: float = THRES
                       labels: list[str] | None = None, partial: bool = False) -> tuple[list[Verdict], list[str]]:
     """`compare` on runs already read (`labels`: what the errors call them, the new run last). `partial`: the new run
     holds only some of the benchmarks (a confirmation run): the others are not listed as missing."""
-    profile = load_profile() if profile is None else profile
+    profile = load_profile(cpu=cpu_of(new["machine_info"])) if profile is None else profile
     docs = [*baselines, new]
     labels = labels or [f"baseline {i}" for i in range(1, len(baselines) + 1)] + ["the new run"]
     differences = sorted({d for doc in docs[:-1] for d in machine_differences(doc["machine_info"], docs[-1]["machine_info"])})

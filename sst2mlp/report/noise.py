@@ -24,8 +24,8 @@ from pathlib import Path
 from sst2mlp.contract import GROUPS
 
 from . import gate
-from .profile import PACKAGED, NoiseProfile, kind, load_profile
-from .runs import ReportError, gated_time, measured_while_slow, read_document
+from .profile import NoiseProfile, kind, load_profile
+from .runs import ReportError, cpu_of, gated_time, measured_while_slow, read_document
 from .tables import pipe_table
 
 FACTORS = (1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5, 1.75, 2.0, 3.0, 5.0, 10.0)
@@ -131,7 +131,7 @@ def _shown(step: float | None) -> str:
 
 
 def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: NoiseProfile | None = None) -> Study:
-    profile = load_profile() if profile is None else profile
+    profile = load_profile(cpu=cpu_of(read_document(pairs[0][1])["machine_info"])) if profile is None else profile
 
     header = ["pair", "compared", "slower at the defaults", "faster", "largest A/A ratio: " + " / ".join(GROUPS),
               "measured while slow (no verdict)", f"{impl} {factor:g}x slower: caught", "confirmed by",
@@ -203,8 +203,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="saved runs of the same code, in pairs")
     parser.add_argument("--impl", default="sparse", help="the impl whose latency and throughput get the slowdown")
     parser.add_argument("--factor", type=float, default=1.3, help="the injected slowdown (default 1.3)")
-    parser.add_argument("--noise-profile", type=Path, default=PACKAGED, metavar="JSON",
-                        help="the noise profile check uses (default: the one the suite ships)")
+    parser.add_argument("--noise-profile", type=Path, metavar="JSON",
+                        help="the noise profile check uses (default: the one the suite ships for the runs' CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"expected runs in pairs (an even number, at least 2), got {len(args.runs)}")
     pairs = list(zip(args.runs[::2], args.runs[1::2]))
     try:
-        lines = study(pairs, args.impl, args.factor, load_profile(args.noise_profile)).lines
+        lines = study(pairs, args.impl, args.factor, (load_profile(args.noise_profile) if args.noise_profile else None)).lines
     except ReportError as error:
         print(f"sst2mlp-report noise: error: {error}", file=sys.stderr)
         return 2
