@@ -16,6 +16,7 @@ FIGURES = ("hidden_size.png", "num_layers.png", "vocab_size.png", "all.png", "im
 SHORT = {"hidden_size": "H", "num_layers": "N", "vocab_size": "k"}
 LEGEND = {"num_layers": "N={}", "hidden_size": "hidden {}", "vocab_size": "k={}"}
 STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # cycled: more series reuse them
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 LABEL_OFFSETS = ((4, 4), (4, -11), (-6, 6), (-6, -12), (6, 14), (6, -20), (-10, 16), (-10, -22))  # points
 FLOPS_LABEL = "FLOPs per example (report's dense count)"
 EFFECTIVE_FLOPS_LABEL = "effective FLOPs per example (what the impl executes)"
@@ -188,6 +189,17 @@ def all_experiments_figure(run: Run, impl: str, threads: int):
     return fig
 
 
+def impl_styles(impls: list[str]) -> dict[str, dict]:
+    """A colour and a marker per impl, no two impls alike (up to 20 colours x 11 markers), the same in every figure
+    of a run: tab20's dark shades first, then its light ones, each colour with a marker of its own."""
+    from matplotlib import colormaps
+
+    shades = colormaps["tab20"].colors
+    colours = shades[0::2] + shades[1::2]
+    return {impl: {"color": colours[i % len(colours)], "marker": MARKERS[i % len(MARKERS)], "linestyle": "none"}
+            for i, impl in enumerate(impls)}
+
+
 def impls_figure(run: Run, impls: list[str], threads: int):
     """Each impl as a series: what it does to latency and accuracy, configuration by configuration."""
     panels = (
@@ -198,11 +210,11 @@ def impls_figure(run: Run, impls: list[str], threads: int):
     fig, axes = _panels(f"Implementations of the same models ({threads} thread(s))", run.caption(),
                         [(xlabel, ylabel) for xlabel, _, ylabel, _ in panels])
     for ax, (_, fx, _, fy) in zip(axes, panels):
-        for impl, style in zip(impls, itertools.cycle(STYLES)):
+        for impl, style in impl_styles(impls).items():
             rows = sorted(timed_rows(run, impl, threads), key=fx)
             x = [fx(r) for r in rows]
             y = [fy(r) for r in rows] if fy else accuracy_summary(run, rows)[0]
-            (line,) = ax.plot(x, y, style[0], label=impl, markersize=5, alpha=0.8)
+            (line,) = ax.plot(x, y, **style, label=impl, markersize=5, alpha=0.8)
             if fy is None:
                 _error_bars(ax, x, run, rows, line)
     _set_scales(axes, log_y=(True, True, False))
@@ -226,12 +238,12 @@ def footprint_figure(run: Run, impls: list[str], threads: int):
     """Each impl's dev accuracy and latency against the bytes its weights take."""
     fig, axes = _panels(f"What the models weigh ({threads} thread(s))", run.caption(),
                         [(BYTES_LABEL, ACCURACY_LABEL), (BYTES_LABEL, LATENCY_LABEL)], figsize=(14, 5.6))
-    for impl, style in zip(impls, itertools.cycle(STYLES)):
+    for impl, style in impl_styles(impls).items():
         rows = sorted((r for r in timed_rows(run, impl, threads) if r.model_bytes), key=lambda r: r.model_bytes)
         x = [r.model_bytes for r in rows]
-        (line,) = axes[0].plot(x, accuracy_summary(run, rows)[0] if rows else [], style[0], label=impl, markersize=5, alpha=0.8)
+        (line,) = axes[0].plot(x, accuracy_summary(run, rows)[0] if rows else [], **style, label=impl, markersize=5, alpha=0.8)
         _error_bars(axes[0], x, run, rows, line)
-        axes[1].plot(x, [_latency_ms(r) for r in rows], style[0], label=impl, markersize=5, alpha=0.8)
+        axes[1].plot(x, [_latency_ms(r) for r in rows], **style, label=impl, markersize=5, alpha=0.8)
     _set_scales(axes, log_y=(False, True))
     return fig
 
@@ -245,17 +257,17 @@ def pareto_figure(run: Run, impls: list[str], threads: int):
     accuracy = dict(zip([r.key for r in rows], accuracy_summary(run, rows)[0])) if rows else {}
     fronts = []
     for ax, (_, cost) in zip(axes, costs):
-        for impl, style in zip(impls, itertools.cycle(STYLES)):
+        for impl, style in impl_styles(impls).items():
             mine = [r for r in rows if r.key.impl == impl]
-            ax.plot([cost(r) for r in mine], [accuracy[r.key] for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
+            ax.plot([cost(r) for r in mine], [accuracy[r.key] for r in mine], **style, label=impl, alpha=0.45, markersize=5)
         front = [rows[i] for i in pareto_front([(cost(r), accuracy[r.key]) for r in rows])]
         ax.plot([cost(r) for r in front], [accuracy[r.key] for r in front], "k-", lw=1, label="Pareto front")
         fronts.append([(cost(r), accuracy[r.key], f"{_short_id(r)} {r.key.impl}") for r in front])
     # three objectives: optimal when no other model is at least as accurate, fast and small, and better on one
     sized = [r for r in rows if r.model_bytes]
-    for impl, style in zip(impls, itertools.cycle(STYLES)):
+    for impl, style in impl_styles(impls).items():
         mine = [r for r in sized if r.key.impl == impl]
-        axes[2].plot([r.model_bytes for r in mine], [accuracy[r.key] for r in mine], style[0], label=impl, alpha=0.45, markersize=5)
+        axes[2].plot([r.model_bytes for r in mine], [accuracy[r.key] for r in mine], **style, label=impl, alpha=0.45, markersize=5)
     optimal = [sized[i] for i in pareto_optimal([(-accuracy[r.key], _latency_ms(r), r.model_bytes) for r in sized])]
     optimal.sort(key=lambda r: r.model_bytes)
     axes[2].plot([r.model_bytes for r in optimal], [accuracy[r.key] for r in optimal], "ko", mfc="none", markersize=9,
@@ -274,22 +286,24 @@ FLOOR_FRACTIONS = (1.0, 0.5, 0.1)  # guide lines: median = floor / fraction
 def roofline_figure(run: Run, impls: list[str], threads: int):
     """Each impl and configuration: the time per example it took against the floor the machine could not beat for it
     (sst2mlp.measure.limits), one panel per batch size; on the diagonal an impl reaches its floor."""
-    fig, axes = _panels(f"Each impl against this machine's floor ({threads} thread(s)); guides: 100%, 50%, 10% of the floor",
+    fig, axes = _panels(f"Each impl's time per example against this machine's floor for it ({threads} thread(s)); "
+                        "guides: at the floor, 2x and 10x it",
                         run.caption(), [(f"floor, {label} (us per example)", "median (us per example)")
                                         for _, label in ROOF_PANELS], figsize=(18, 6))
     rows = [r for r in run.rows.values() if r.roofs and r.key.threads == threads and r.key.trained_impl == run.source_trainer]
     for ax, (batch, _) in zip(axes, ROOF_PANELS):
         points = [(r, r.roofs[batch]) for r in rows if batch in r.roofs]
-        for impl, style in zip(impls, itertools.cycle(STYLES)):
+        for impl, style in impl_styles(impls).items():
             mine = [roof for r, roof in points if r.key.impl == impl]
             ax.plot([roof.floor_seconds / roof.examples * 1e6 for roof in mine],
-                    [roof.median_seconds / roof.examples * 1e6 for roof in mine], style[0], label=impl, markersize=5, alpha=0.8)
+                    [roof.median_seconds / roof.examples * 1e6 for roof in mine], **style, label=impl, markersize=5, alpha=0.8)
         if points:
             floors = [roof.floor_seconds / roof.examples * 1e6 for _, roof in points]
             span = np.array([min(floors) / 1.5, max(floors) * 1.5])
             for fraction in FLOOR_FRACTIONS:
                 ax.plot(span, span / fraction, color="0.5", lw=0.8, ls="-" if fraction == 1 else ":")
-                ax.annotate(f"{fraction:.0%}", (span[1], span[1] / fraction), fontsize=7, color="0.4", ha="right", va="bottom")
+                ax.annotate(f"{1 / fraction:g}x floor", (span[1], span[1] / fraction), fontsize=7, color="0.4", ha="right",
+                            va="bottom")
     _set_scales(axes, log_y=(True, True, True))
     return fig
 
@@ -310,11 +324,28 @@ def draw_figures(run: Run, threads: int) -> dict[str, object]:
     return figures
 
 
-def save_figure(fig, path: Path) -> Path:
+SHARED_LEGEND_FROM = 7  # series; from this many on, one legend beside the panels instead of one inside each
+
+
+def _add_legends(fig) -> float:
+    """One legend per panel, or, for many series (the impls), one beside the panels, where it covers no point.
+    Returns the share of the figure's width the panels keep."""
+    by_label = {}
     for ax in fig.axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="best")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            by_label.setdefault(label, handle)
+    if len(by_label) < SHARED_LEGEND_FROM:
+        for ax in fig.axes:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8, loc="best")
+        return 1.0
+    fig.legend(list(by_label.values()), list(by_label), loc="center right", fontsize=8, frameon=False)
+    return 0.89
+
+
+def save_figure(fig, path: Path) -> Path:
+    width = _add_legends(fig)
+    fig.tight_layout(rect=(0, 0.04, width, 0.95))
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
     return path
