@@ -22,12 +22,13 @@ from sst2mlp.arguments import number_in
 from sst2mlp.stats import UNSTABLE_SPREAD
 
 from . import gate, noise, profile, tables
+from .choose import write_choose
 from .claims import write_claims
 from .figures import FIGURES, write_figures
 from .profile import load_profile
 from .runs import ReportError, load_runs
 
-RESULTS = ("results.md", "results.csv", "claims.md")
+RESULTS = ("results.md", "results.csv", "claims.md", "choose.md")
 COMPARISON = ("comparison.md", "comparison.csv")
 SPEEDUPS = ("speedups.md", "speedups.csv")
 RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv", "roofline.md", "roofline.csv",
@@ -67,6 +68,7 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
         tables.write_markdown(out / "results.md", "sst2mlp results", f"{caption}\n\n{RESULTS_NOTE}", rows, tables.RESULT_COLUMNS),
     ]
     written.append(write_claims(out / "claims.md", latest))
+    written.append(write_choose(out / "choose.md", latest))
     written += write_figures(latest, out, threads=min(key.threads for key in latest.rows))
     if several_impls:
         rows = tables.speedups_table(latest)
