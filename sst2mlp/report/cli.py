@@ -25,10 +25,11 @@ from . import gate, noise, profile, tables
 from .choose import write_choose
 from .claims import write_claims
 from .figures import FIGURES, write_figures
+from .html import write_html
 from .profile import load_profile
 from .runs import ReportError, load_runs
 
-RESULTS = ("results.md", "results.csv", "claims.md", "choose.md")
+RESULTS = ("results.md", "results.csv", "claims.md", "choose.md", "report.html")
 COMPARISON = ("comparison.md", "comparison.csv")
 SPEEDUPS = ("speedups.md", "speedups.csv")
 RUNTIMES = ("runtimes.md", "runtimes.csv", "parity.md", "parity.csv", "roofline.md", "roofline.csv",
@@ -91,6 +92,7 @@ def _make_report(inputs: list[str], out: Path, overwrite: bool, strict: bool) ->
             tables.write_markdown(out / "comparison.md", "sst2mlp comparison (ratios against the first run)", captions,
                                   rows, columns, empty="missing"),
         ]
+    written.append(write_html(out))  # last: it gathers the pages and figures written above
     return written
 
 
