@@ -56,7 +56,7 @@ def test_the_readme_baseline_table_is_generated_from_the_committed_full_run():
     from sst2mlp.report.runs import read_run
     from sst2mlp.report.tables import BASELINE_COLUMNS, markdown_table, runtimes_table
 
-    (saved,) = (ROOT / "docs" / "full-run").glob("*.json")
+    (saved,) = (ROOT / "docs" / "full-run").glob("*.json.gz")
     table = "\n".join(markdown_table(runtimes_table(read_run(saved)), BASELINE_COLUMNS))
     assert table in README.read_text()
 
@@ -65,7 +65,7 @@ def test_the_readme_runtimes_table_is_generated_from_the_committed_baseline_run(
     from sst2mlp.report.runs import read_run
     from sst2mlp.report.tables import RUNTIME_SUMMARY_COLUMNS, markdown_table, runtimes_table
 
-    (saved,) = (ROOT / "docs" / "baseline-run").glob("*.json")
+    (saved,) = (ROOT / "docs" / "baseline-run").glob("*.json.gz")
     table = "\n".join(markdown_table(runtimes_table(read_run(saved)), RUNTIME_SUMMARY_COLUMNS))
     assert table in README.read_text()
 

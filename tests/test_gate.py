@@ -1,5 +1,6 @@
 """The regression gate (sst2mlp-report check) on real smoke runs (tests/data), with changes injected into copies."""
 import copy
+import gzip
 import json
 
 import pytest
@@ -114,13 +115,17 @@ def test_a_benchmark_saved_without_extra_info_is_named_and_not_compared(tmp_path
                for note in notes)
 
 
-FULL_RUN = next((ROOT / "docs" / "full-run").glob("*.json"))  # the committed full default run
+FULL_RUN = next((ROOT / "docs" / "full-run").glob("*.json.gz"))  # the committed full default run, gzip-compressed
+
+
+def full_run() -> dict:
+    return json.loads(gzip.decompress(FULL_RUN.read_bytes()))
 
 
 def test_a_training_ten_times_slower_fails_the_check_though_it_has_four_samples(tmp_path, capsys):
     """4 rounds a side: the U test cannot reach alpha (p >= 0.03), so every round must lie beyond the other run's."""
     name = "test_training[L2-H256-V10000-T1-sparse-B64]"
-    slower = write(tmp_path, "slower.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=10))
+    slower = write(tmp_path, "slower.json", changed(full_run(), {name}, factor=10))
     assert main(["check", str(FULL_RUN), str(slower)]) == 1
     output = capsys.readouterr().out
     line = next(line for line in output.splitlines() if line.startswith(name + " "))
@@ -130,9 +135,9 @@ def test_a_training_ten_times_slower_fails_the_check_though_it_has_four_samples(
 
 def test_a_training_within_its_rounds_spread_is_same(tmp_path):
     name = "test_training[L2-H256-V10000-T1-sparse-B64]"
-    shifted = write(tmp_path, "shifted.json", changed(json.loads(FULL_RUN.read_text()), {name}, factor=1.3))
+    shifted = write(tmp_path, "shifted.json", changed(full_run(), {name}, factor=1.3))
     verdict = next(v for v in compare(FULL_RUN, shifted)[0] if v.name == name and v.metric == "time")
-    rounds = json.loads(FULL_RUN.read_text())
+    rounds = full_run()
     samples = next(b for b in rounds["benchmarks"] if b["name"] == name)["extra_info"]["samples"]
     expected = SLOWER if min(samples) * 1.3 > max(samples) else "same"  # separated or not, by the real rounds
     assert verdict.test == "separation" and verdict.verdict == expected

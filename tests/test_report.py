@@ -355,3 +355,21 @@ def test_the_runtimes_table_adds_the_input_preparation_a_request_needs():
     assert out["latency_with_prep_ms"] == pytest.approx(0.03)  # 20 us + 10 us
     assert out["throughput_b64_with_prep_per_s"] == pytest.approx(64 / (1e-3 + 64e-6))
     assert out["throughput_dev_with_prep_per_s"] is None  # not measured (a run before the suite measured it)
+
+
+def test_a_compressed_run_reads_as_the_run_and_a_broken_one_is_named(tmp_path, capsys):
+    """docs/ keeps runs gzip-compressed: the report (and the gate, through the same reader) reads .json.gz as .json."""
+    import gzip
+
+    from sst2mlp.report.runs import find_json_files, read_document
+
+    packed = tmp_path / "runs" / "0001_new.json.gz"
+    packed.parent.mkdir()
+    packed.write_bytes(gzip.compress(NEW.read_bytes()))
+    assert read_document(packed) == read_document(NEW)
+    assert find_json_files([str(packed.parent)]) == [packed]
+    assert main([str(packed.parent), "--out", str(tmp_path / "out")]) == 0
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(packed.read_bytes()[:2000])
+    assert main([str(cut), "--out", str(tmp_path / "out2")]) == 2
+    assert "cut.json.gz: not a whole gzip file" in capsys.readouterr().err

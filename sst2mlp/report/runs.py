@@ -1,6 +1,7 @@
 """Saved pytest-benchmark runs, read into one row per measured model and impl, checked against the suite's contract."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import warnings
@@ -152,7 +153,7 @@ def find_json_files(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(path.rglob("*.json"))
+            found = sorted([*path.rglob("*.json"), *path.rglob("*.json.gz")])
             if not found:
                 raise ReportError(f"{path}: no pytest-benchmark JSON files in this folder")
             files.extend(found)
@@ -174,9 +175,13 @@ def contract_violations(run: Run) -> list[str]:
 
 
 def read_document(path: Path) -> dict:
-    """A pytest-benchmark JSON file, checked for the shape the report relies on."""
+    """A pytest-benchmark JSON file (or one gzip-compressed, `.json.gz`, as docs/ keeps them), checked for the shape
+    the report relies on."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        document = json.loads(raw.decode("utf-8"))
+    except (EOFError, gzip.BadGzipFile) as error:  # a truncated or mislabelled .gz
+        raise ReportError(f"{path}: not a whole gzip file ({error}); expected pytest-benchmark JSON compressed by gzip") from None
     except OSError as error:
         raise ReportError(f"{path}: cannot read ({error.strerror or error}); expected a readable pytest-benchmark JSON file") from None
     except UnicodeDecodeError as error:
