@@ -3,7 +3,7 @@ import pytest
 
 from sst2mlp import MLP, Vocabulary, featurize
 from sst2mlp.impls.registry import IMPLS
-from sst2mlp.measure.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_rate, training_floor_seconds
+from sst2mlp.measure.limits import MachineLimits, adam_step_seconds, cache_sizes, floor_seconds, read_seconds, training_floor_seconds
 
 LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=10.0, int8_peak_gflops=40.0,
                        read_gb_per_s={"l2": 100.0, "l3": 50.0, "memory": 10.0}, cache_bytes={"l2": 1000, "l3": 100_000},
@@ -11,16 +11,23 @@ LIMITS = MachineLimits(threads=1, matmul_gflops={"64x8@8x8": 10.0}, peak_gflops=
 
 
 def test_the_floor_is_the_slower_of_compute_and_memory_plus_the_call_floor():
-    assert floor_seconds(LIMITS, flops=1e6, bytes_read=100, working_set=500) == pytest.approx(1e6 / 10e9 + 1e-6)
-    assert floor_seconds(LIMITS, flops=10, bytes_read=1e6, working_set=500) == pytest.approx(1e6 / 100e9 + 1e-6)
+    assert floor_seconds(LIMITS, flops=1e6, bytes_read=100) == pytest.approx(1e6 / 10e9 + 1e-6)
+    assert floor_seconds(LIMITS, flops=10, bytes_read=1000) == pytest.approx(1000 / 100e9 + 1e-6)
 
 
 def test_an_impl_that_multiplies_in_int8_has_its_flops_counted_at_the_int8_rate():
-    assert floor_seconds(LIMITS, flops=1e6, bytes_read=100, working_set=500, int8=True) == pytest.approx(1e6 / 40e9 + 1e-6)
+    assert floor_seconds(LIMITS, flops=1e6, bytes_read=100, int8=True) == pytest.approx(1e6 / 40e9 + 1e-6)
 
 
-def test_bytes_are_read_at_the_rate_of_the_smallest_level_that_holds_them():
-    assert [read_rate(LIMITS, size) for size in (1000, 1001, 100_000, 100_001)] == [100.0, 50.0, 50.0, 10.0]
+def test_bytes_are_read_as_many_as_each_level_holds_at_its_rate_and_never_slower_than_the_level_that_holds_them_all():
+    """L2 1,000 bytes at 100 GB/s, L3 100,000 at 50, memory at 10: the first 1,000 bytes from L2, the next 99,000
+    from L3, the rest from memory."""
+    assert read_seconds(LIMITS, 1000) == pytest.approx(1000 / 100e9)
+    assert read_seconds(LIMITS, 1100) == pytest.approx(1000 / 100e9 + 100 / 50e9)
+    assert read_seconds(LIMITS, 200_000) == pytest.approx(1000 / 100e9 + 99_000 / 50e9 + 100_000 / 10e9)
+    for size in (1100, 50_000, 100_000, 200_000):  # just past a level, all at the slower rate was the old floor
+        slowest = size / (50e9 if size <= 100_000 else 10e9)
+        assert read_seconds(LIMITS, size) < slowest
 
 
 def test_cache_sizes_come_from_sysfs(tmp_path):

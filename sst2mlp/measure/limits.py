@@ -11,9 +11,10 @@ every benchmark's time is judged (its `floor_seconds` and `fraction_of_floor`).
 - the read bandwidth (a sum over a buffer: the faster of torch.sum and the extension's loop of 8 vector accumulators)
   of each level at its most favourable size: half the L2 cache; twice the
   L2 cache, the smallest buffer that must come from the L3 (on a VM whose L3 is shared with other tenants, a larger
-  one measures the neighbours); and 4 times the L3 cache (memory). A call's bytes are read at the rate of the
-  smallest level that holds the bytes it reads (a cache-aware roofline whose floor no call can beat: a copy rate at
-  half the L3, the first method, put the floor of dense and fused above their medians on a 2-core Xeon VM);
+  one measures the neighbours); and 4 times the L3 cache (memory). A call's bytes are read in the most favourable
+  placement, as many as the L2 holds at its rate, the next at the L3's, the rest at memory's (read_seconds: a
+  cache-aware roofline whose floor no call can beat; a copy rate at half the L3, the first method, put the floor of
+  dense and fused above their medians on a 2-core Xeon VM);
 - the call floor: an extension function with the fused kernel's signature that returns at once, and one that only
   allocates the output; no one-call impl can answer faster. A deployment runtime's own call floor is an empty model
   (each row's weights summed) through the same call path as the impl's (its record's `empty_model`): a peer impl's
@@ -205,23 +206,25 @@ def _one_round(shapes, caches: dict[str, int], extension):
     return rates, int8_peak, bandwidths(caches, extension), floors, peaks
 
 
-def read_rate(limits: MachineLimits, working_set: float) -> float:
-    """GB/s at which a working set of this many bytes can be read: the read rate of the smallest level that holds it."""
-    for level in ("l2", "l3"):
-        if working_set <= limits.cache_bytes[level]:
-            return limits.read_gb_per_s[level]
-    return limits.read_gb_per_s["memory"]
+def read_seconds(limits: MachineLimits, nbytes: float) -> float:
+    """The least time in which a call reads `nbytes` that the calls before it read too: in the most favourable
+    placement, as many as the L2 cache holds at its read rate, the next up to the L3's size at the L3's, the rest from
+    memory. (Taking all of them at the rate of the smallest level that holds them all was beaten where they just
+    overflow the L2: most of them still come from it.)"""
+    l2, l3 = limits.cache_bytes["l2"], limits.cache_bytes["l3"]
+    in_l2 = min(nbytes, l2)
+    in_l3 = min(nbytes - in_l2, max(l3 - l2, 0))
+    rates = limits.read_gb_per_s
+    return (in_l2 / rates["l2"] + in_l3 / rates["l3"] + (nbytes - in_l2 - in_l3) / rates["memory"]) / 1e9
 
 
-def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, working_set: float, int8: bool = False,
-                  impl: str | None = None) -> float:
+def floor_seconds(limits: MachineLimits, flops: float, bytes_read: float, int8: bool = False, impl: str | None = None) -> float:
     """The time per call this machine could not beat: the larger of the FLOPs at the peak rate (the int8 rate for an
-    impl that multiplies in int8) and the bytes read at the rate of the level that holds the working set (the bytes
-    one call reads), plus the call floor."""
+    impl that multiplies in int8) and the bytes one call reads at the rates of the levels that can hold them
+    (read_seconds), plus the call floor."""
     peak = limits.int8_peak_gflops or limits.peak_gflops if int8 else limits.peak_gflops
     compute = flops / (peak * 1e9)
-    memory = bytes_read / (read_rate(limits, working_set) * 1e9)
-    return max(compute, memory) + limits.call_floor_of(impl)
+    return max(compute, read_seconds(limits, bytes_read)) + limits.call_floor_of(impl)
 
 
 def adam_step_seconds(params: int, threads: int) -> float:
@@ -238,7 +241,7 @@ def call_floor_seconds(limits: MachineLimits, impl, model, model_bytes: int, dev
     dev set's whole batches (the impl's record says what it reads), at the int8 rate where it multiplies in int8."""
     batches = [dev.rows(start, start + batch_size) for start in range(0, len(dev) - batch_size + 1, batch_size)]
     read = impl.bytes_read(model, model_bytes, batches)
-    return floor_seconds(limits, flops, read, working_set=read, int8=impl.int8_products, impl=impl.name)
+    return floor_seconds(limits, flops, read, int8=impl.int8_products, impl=impl.name)
 
 
 def training_flops(forward_flops: float) -> float:

@@ -20,15 +20,20 @@ struct AdamScalars {
 };
 
 // The update of one row, operation for operation as torch 2.13's fused CPU Adam computes it (float32, its vectorized
-// path, as compiled: the lerp and the second moment's last product-and-sum are fused multiply-adds, checked against
-// it element by element): the same results bit for bit, so the sparse trainer's losses do not change. Nothing else
-// may be contracted (the pragma above). With kHasGrad false the gradient is the zero it stands for.
+// path, as compiled: the lerp and one product-and-sum of the second moment are fused multiply-adds, checked against
+// it element by element on each architecture): the same results bit for bit, so the sparse trainer's losses do not
+// change. Nothing else may be contracted (the pragma above). With kHasGrad false the gradient is the zero it stands for.
 template <bool kHasGrad>
 void update_row(float* param, float* exp_avg, float* exp_avg_sq, const float* grad, int64_t width, AdamScalars s) {
   for (int64_t i = 0; i < width; ++i) {
     const float g = kHasGrad ? grad[i] : 0.f;
     exp_avg[i] = std::fma(s.lerp_weight, g - exp_avg[i], exp_avg[i]);  // exp_avg.lerp_(grad, 1 - beta1)
+#if defined(__aarch64__)
+    // torch's aarch64 build fuses the decayed moment's product instead (checked under qemu, Cortex-A76)
+    exp_avg_sq[i] = std::fma(exp_avg_sq[i], s.beta2, s.square_weight * g * g);
+#else
     exp_avg_sq[i] = std::fma(s.square_weight * g, g, exp_avg_sq[i] * s.beta2);
+#endif
     const float denom = std::sqrt(exp_avg_sq[i]) / s.bias_correction2_sqrt + s.eps;
     param[i] = param[i] + s.minus_step_size * exp_avg[i] / denom;
   }
