@@ -245,7 +245,7 @@ def _onnxruntime(name: str, rank: int, form: str, int8: bool = False, in_default
                 held_bytes=held_bytes, files=files_of(form), save=save, load=load, prepare=prepare, peer=True,
                 runtime="onnxruntime", pinning=PINNING, coldstart_imports=("onnxruntime",), torch_inputs=False,
                 model_inputs=model_inputs, table_weight_bytes=1 if int8 else 4, int8_products=int8,
-                weight_copies=2 if form == "by batch size" else 1, empty_model=empty_model)
+                weight_copies=len(files_of(form)), empty_model=empty_model)  # each file holds the weights
 
 
 IMPLS = (

@@ -51,7 +51,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's name: x86's "model name"; on ARM, which reports none, the core's name from its part number; under an
     emulator, the emulated CPU and the host's."""
     fields = _cpuinfo_fields(cpuinfo)
-    emulated = emulator(cpuinfo=cpuinfo)
+    emulated = _emulator(platform.machine(), fields, os.environ)
     if emulated:
         return emulated
     if "model name" in fields:
@@ -76,8 +76,11 @@ def emulator(machine: str | None = None, cpuinfo: Path = Path("/proc/cpuinfo"), 
     """What emulates this process's CPU, or None when it runs natively. qemu-user runs an ARM program on an x86 host
     and passes the host's /proc/cpuinfo through (qemu 7.2): an aarch64 process that reads an x86 CPU's fields is
     emulated, and timings under emulation say nothing about either CPU."""
-    machine = (machine or platform.machine()).lower()
-    fields = _cpuinfo_fields(cpuinfo)
+    return _emulator(machine or platform.machine(), _cpuinfo_fields(cpuinfo), environ)
+
+
+def _emulator(machine: str, fields: dict[str, str], environ) -> str | None:
+    machine = machine.lower()
     x86_host = "vendor_id" in fields or ("model name" in fields and "CPU implementer" not in fields)
     if not (machine.startswith(("aarch64", "arm")) and x86_host):
         return None

@@ -10,6 +10,7 @@ the best there.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class Choice:
     model_bytes: int | None
     exact: bool  # the same logits as dense (an int8 impl is not)
 
-    @property
+    @functools.cached_property  # the front compares each choice with many others
     def accuracy(self) -> dict:
         return stats.mean_interval(self.accuracies)
 

@@ -184,6 +184,7 @@ def compare(baselines: Path | list[Path], new: Path, threshold: float = THRESHOL
     benchmarks); a timing change stands only where each of them that holds the benchmark shows it too."""
     baselines = [baselines] if isinstance(baselines, Path) else list(baselines)
     docs = [read_document(path) for path in (*baselines, new)]
+    profile = load_profile(cpu=cpu_of(docs[-1]["machine_info"])) if profile is None else profile  # once, for every compare
     verdicts, notes = compare_documents(docs[:-1], docs[-1], threshold, alpha, allow_different_machines, profile,
                                         labels=[*map(str, baselines), str(new)])
     for path in confirm:

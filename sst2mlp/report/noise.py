@@ -131,7 +131,6 @@ def _shown(step: float | None) -> str:
 
 
 def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: NoiseProfile | None = None) -> Study:
-    profile = load_profile(cpu=cpu_of(read_document(pairs[0][1])["machine_info"])) if profile is None else profile
 
     header = ["pair", "compared", "slower at the defaults", "faster", "largest A/A ratio: " + " / ".join(GROUPS),
               "measured while slow (no verdict)", f"{impl} {factor:g}x slower: caught", "confirmed by",
@@ -140,6 +139,7 @@ def study(pairs: list[tuple[Path, Path]], impl: str, factor: float, profile: Noi
     # (group|kind, name) -> per pair, the smallest factor at which every member is caught (None: not up to the last)
     smallest_per_pair: dict[tuple[str, str], list[float | None]] = defaultdict(list)
     read = {path: read_document(path) for pair in pairs for path in pair}  # each run once: the pairs reuse them
+    profile = load_profile(cpu=cpu_of(read[pairs[0][1]]["machine_info"])) if profile is None else profile
     false_alarm_count = confirmed_alarms = 0
     for index, (base_path, new_path) in enumerate(pairs, start=1):
         base, new = read[base_path], read[new_path]
